@@ -1,0 +1,1 @@
+"""kharness: build, boot and judge Linux kernels for iomap zero-range races."""

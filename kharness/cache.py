@@ -1,0 +1,81 @@
+"""Content-addressed store for heavy artifacts (kernels, images, fstests builds).
+
+Layout: $KHARNESS_CACHE (default ~/.cache/kharness)/<kind>/<key>/. An entry is
+built in a temporary sibling directory and published with an atomic rename, so
+concurrent harness runs never see half an artifact; a loser of the race simply
+discards its copy. Long-lived mutable state (kernel worktrees, build trees) is
+guarded by flock() locks.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("KHARNESS_CACHE") or Path.home() / ".cache" / "kharness")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def digest(*parts: bytes | str) -> str:
+    """sha256 over length-prefixed parts, so ("ab","c") and ("a","bc") differ."""
+    h = hashlib.sha256()
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def entry(kind: str, key: str) -> Path:
+    return cache_root() / kind / key
+
+
+@contextmanager
+def publishing(kind: str, key: str):
+    """Yield a fresh temporary directory; on success rename it to entry(kind, key).
+
+    If another writer published the same key first, ours is dropped (same content).
+    On failure the temporary directory is removed: nothing half-written remains.
+    """
+    final = entry(kind, key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=final.parent))
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def locked(name: str):
+    """An exclusive flock on $CACHE/locks/<name>; released when the block ends or the process dies."""
+    path = cache_root() / "locks" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

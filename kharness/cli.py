@@ -1,0 +1,129 @@
+"""Command line: parse, dispatch, and turn errors into one line and an exit status.
+
+Exit status: 0 all passed, 1 some test failed, 2 bad input or infrastructure
+error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from . import config, ui
+from .errors import InfraError, UserError
+
+DEFAULT_CONFIG = "configs/default.yaml"
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's own convention, minus the usage dump)
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="harness.py", description="Build, boot and judge kernels for iomap zero-range races.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_config(sp):
+        sp.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"run config (default {DEFAULT_CONFIG})")
+        return sp
+
+    b = with_config(sub.add_parser("build", help="build the config's kernel (or find it in the cache)"))
+    b.add_argument("--series", action="append", help="apply this series instead of the config's (repeatable)")
+    b.add_argument("--no-series", action="store_true", help="build the bare source, no series")
+
+    with_config(sub.add_parser("image", help="build the guest root filesystem image (or find it in the cache)"))
+
+    r = with_config(sub.add_parser("run", help="build, boot, run the config's jobs, write results"))
+    r.add_argument("--only", action="append", help="run only these tests (repeatable)")
+    r.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="override vm.accel")
+    r.add_argument("--repeat", type=_positive, help="override repeat")
+
+    rp = with_config(sub.add_parser("repro", help="run one reproducer by name"))
+    rp.add_argument("name")
+    rp.add_argument("--fs", action="append", help="variant name(s) to run on (default: every applicable)")
+    rp.add_argument("--repeat", type=_positive, default=None)
+    rp.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+
+    with_config(sub.add_parser("list", help="what the config would run"))
+    sh = with_config(sub.add_parser("shell", help="boot the config's VM and open a shell in the guest"))
+    sh.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+
+    c = sub.add_parser("console", help="find kernel problems in console/dmesg logs")
+    c.add_argument("logs", nargs="+")
+    c.add_argument("--json", action="store_true", help="one JSON object per file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM takes the same path as Ctrl-C, so every cleanup handler runs.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return _dispatch(args)
+    except UserError as e:
+        print(f"harness.py: error: {e}", file=sys.stderr)
+        return 2
+    except InfraError as e:
+        print(f"harness.py: infrastructure error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness.py: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "console":
+        from . import console_cli
+        return console_cli.main(args.logs, args.json)
+    cfg = config.load(args.config)
+    if args.command == "build":
+        return cmd_build(cfg, args)
+    if args.command == "image":
+        return cmd_image(cfg)
+    from . import runner
+    if args.command == "list":
+        return runner.cmd_list(cfg)
+    if args.command == "run":
+        return runner.cmd_run(cfg, only=args.only, accel=args.accel, repeat=args.repeat)
+    if args.command == "repro":
+        return runner.cmd_repro(cfg, args.name, fs=args.fs, repeat=args.repeat, accel=args.accel)
+    if args.command == "shell":
+        return runner.cmd_shell(cfg, accel=args.accel)
+    raise AssertionError(args.command)
+
+
+def cmd_build(cfg: config.RunConfig, args) -> int:
+    from . import kernel
+    series = [] if args.no_series else args.series
+    ui.stage(f"kernel for {cfg.name}")
+    log_dir = Path(config.repo_path(cfg.results)) / "build-logs"
+    art, hit = kernel.build_kernel(cfg.kernel, log_dir, series_override=series)
+    ui.info(f"{'cache hit' if hit else 'built'}: {art.release}")
+    ui.out(f"kernel: {art.bzimage}")
+    ui.out(f"release: {art.release}")
+    ui.out(f"cache: {'hit' if hit else 'miss'}")
+    return 0
+
+
+def cmd_image(cfg: config.RunConfig) -> int:
+    from . import image
+    ui.stage("guest image")
+    log_dir = Path(config.repo_path(cfg.results)) / "build-logs"
+    with ui.progress("root filesystem") as p:
+        art, hit = image.build_image(cfg.image, log_dir / "image-build.log", progress=p.update)
+    ui.out(f"image: {art.path}")
+    ui.out(f"cache: {'hit' if hit else 'miss'}")
+    return 0

@@ -1,0 +1,199 @@
+"""Run configuration: YAML -> typed dataclasses, with errors naming file, key and line.
+
+The YAML is composed with yaml.SafeLoader into nodes (which keep their line
+numbers) and walked against the dataclasses below. Every problem is a UserError
+of one line: `configs/x.yaml:12: kernel.seris: unknown key (did you mean 'series'?)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class KernelConfig:
+    """Where the kernel comes from and how it is configured (issue 2)."""
+    tarball: str | None = None          # /usr/src/linux-source-6.12.tar.xz
+    git: str | None = None              # path of a git tree (never modified)
+    ref: str = "HEAD"                   # branch, tag or commit in `git`
+    series: list[str] = field(default_factory=list)      # patches/<name>/ applied in order
+    base_config: str = "tinyconfig"     # tinyconfig | defconfig | path to a .config
+    fragments: list[str] = field(default_factory=list)   # configs/kconfig/<name>.config
+    jobs: int = 0                       # make -j; 0 = all cores
+    cc: str = "gcc"
+    ccache: bool = True
+
+
+@dataclass
+class ImageConfig:
+    """The guest root filesystem (recipe in kvm/)."""
+    suite: str | None = None            # default: the host's Debian release
+    mirror: str | None = None           # default: debootstrap's own default
+    size: str = "2G"
+
+
+@dataclass
+class VmConfig:
+    memory: str = "2G"
+    cpus: int = 2
+    accel: str = "auto"                 # auto | kvm | tcg
+    disk_size: str = "4G"               # test and scratch disks (sparse)
+    boot_timeout: int = 120             # seconds from QEMU start to sshd answering (TCG)
+    kvm_banner_timeout: int = 20        # auto: no "Linux version" within this -> TCG
+    hung_task_timeout: int = 10         # kernel.hung_task_timeout_secs in the guest
+    cmdline: str = ""                   # appended to the kernel command line
+
+
+@dataclass
+class Variant:
+    """A filesystem set-up the jobs run on."""
+    name: str
+    fstype: str
+    mkfs: str = ""
+    mount: str = ""
+
+
+@dataclass
+class RunConfig:
+    name: str
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    vm: VmConfig = field(default_factory=VmConfig)
+    variants: list[Variant] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)   # reproducer names (reproducers/manifest.yaml)
+    repeat: int = 1
+    warn_is_failure: bool = True
+    results: str = "results"
+    path: Path | None = None            # the file this came from (not a YAML key)
+
+
+_NOT_KEYS = {"path"}
+_VALID = {"vm.accel": {"auto", "kvm", "tcg"}}
+_SIZE = re.compile(r"^\d+[KMGT]?$")
+
+
+def _where(path: Path, node: yaml.Node) -> str:
+    return f"{path}:{node.start_mark.line + 1}"
+
+
+def _build(tp, node: yaml.Node, key: str, path: Path):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        inner = [a for a in args if a is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return None
+        return _build(inner[0], node, key, path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(node, yaml.MappingNode):
+            raise UserError(f"{_where(path, node)}: {key or 'top level'}: expected a mapping of keys")
+        return _build_dataclass(tp, node, key, path)
+    if origin is list:
+        if not isinstance(node, yaml.SequenceNode):
+            raise UserError(f"{_where(path, node)}: {key}: expected a list, e.g. [a, b]")
+        return [_build(args[0], item, f"{key}[{i}]", path) for i, item in enumerate(node.value)]
+    if not isinstance(node, yaml.ScalarNode):
+        raise UserError(f"{_where(path, node)}: {key}: expected a single {tp.__name__} value")
+    value = node.value
+    tag = node.tag
+    if tp is bool:
+        if not tag.endswith(":bool"):
+            raise UserError(f"{_where(path, node)}: {key}: expected true or false, got {value!r}")
+        return value.lower() in ("true", "yes", "on")
+    if tp is int:
+        if not tag.endswith(":int"):
+            raise UserError(f"{_where(path, node)}: {key}: expected a whole number, got {value!r}")
+        return int(value, 0)
+    if tp is str:
+        if tag.endswith(":null"):
+            raise UserError(f"{_where(path, node)}: {key}: needs a value")
+        return str(value)
+    raise AssertionError(f"unsupported config type {tp}")
+
+
+def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
+    kwargs = {}
+    for knode, vnode in node.value:
+        k = knode.value
+        full = f"{prefix}.{k}" if prefix else k
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(names)})"
+            raise UserError(f"{_where(path, knode)}: {full}: unknown key{hint}")
+        kwargs[k] = _build(hints[k], vnode, full, path)
+        if full in _VALID and kwargs[k] not in _VALID[full]:
+            raise UserError(f"{_where(path, vnode)}: {full}: must be one of {', '.join(sorted(_VALID[full]))}")
+    for f in dataclasses.fields(cls):
+        if f.name in _NOT_KEYS:
+            continue
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs:
+            full = f"{prefix}.{f.name}" if prefix else f.name
+            raise UserError(f"{_where(path, node)}: {full}: required key is missing")
+    return cls(**kwargs)
+
+
+def load(path: str | Path) -> RunConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found (configs/ has: "
+                        f"{', '.join(sorted(p.name for p in (REPO / 'configs').glob('*.yaml')))})")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config: {e.strerror}")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else "?"
+        raise UserError(f"{path}:{line}: malformed YAML: {e.problem or e.context}")
+    if node is None:
+        raise UserError(f"{path}: config is empty (needs at least `name:`)")
+    cfg = _build(RunConfig, node, "", path)
+    cfg.path = path
+    _check(cfg, node, path)
+    return cfg
+
+
+def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
+    k = cfg.kernel
+    if bool(k.tarball) + bool(k.git) != 1:
+        raise UserError(f"{path}: kernel: give exactly one source, `kernel.tarball: FILE` or `kernel.git: PATH`")
+    for label, value in (("image.size", cfg.image.size), ("vm.disk_size", cfg.vm.disk_size),
+                         ("vm.memory", cfg.vm.memory)):
+        if not _SIZE.match(value):
+            raise UserError(f"{path}: {label}: {value!r} is not a size like 512M or 4G")
+    if cfg.repeat < 1:
+        raise UserError(f"{path}: repeat: must be at least 1, got {cfg.repeat}")
+    if cfg.vm.cpus < 1:
+        raise UserError(f"{path}: vm.cpus: must be at least 1, got {cfg.vm.cpus}")
+    seen = set()
+    for v in cfg.variants:
+        if v.name in seen:
+            raise UserError(f"{path}: variants: name {v.name!r} is used twice")
+        seen.add(v.name)
+        if v.fstype not in ("ext4", "xfs"):
+            raise UserError(f"{path}: variants[{v.name}].fstype: {v.fstype!r} is not supported (ext4 or xfs)")
+
+
+def size_bytes(size: str) -> int:
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
+
+
+def repo_path(p: str) -> Path:
+    """A path from a config: absolute or ~ as given, else relative to the repository."""
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else REPO / q

@@ -1,0 +1,155 @@
+"""The SSH session into the guest (paramiko): connect with a pinned host key, run, copy.
+
+The guest's host key was generated when the image was built and is the only
+one accepted (RejectPolicy); a guest presenting another key is refused.
+"""
+from __future__ import annotations
+
+import base64
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paramiko
+
+from .errors import InfraError
+
+
+@dataclass
+class Outcome:
+    """What a command did in the guest. exit_status is None when it did not finish."""
+    exit_status: int | None
+    duration: float              # wall time seen by the harness
+    timed_out: bool = False
+    aborted: str | None = None   # why the harness stopped waiting (a hang finding, a crash)
+    lost: str | None = None      # the SSH connection died under it
+    stdout: str = ""             # tail, for messages; the whole output is in the job's files
+    stderr: str = ""
+
+
+def _pinned_key(host_key_pub: str) -> paramiko.PKey:
+    kind, b64 = host_key_pub.split()[:2]
+    return paramiko.PKey.from_type_string(kind, base64.b64decode(b64))
+
+
+class Guest:
+    def __init__(self, port: int, host_key_pub: str, client_key: Path):
+        self.port = port
+        self.host_key = _pinned_key(host_key_pub)
+        self.client_key = paramiko.Ed25519Key.from_private_key_file(str(client_key))
+        self.client: paramiko.SSHClient | None = None
+
+    def connect(self, deadline: float, alive: Callable[[], bool] = lambda: True) -> None:
+        """Retry until sshd answers or the deadline (monotonic) passes."""
+        last = "no attempt"
+        while time.monotonic() < deadline and alive():
+            client = paramiko.SSHClient()
+            client.get_host_keys().add(f"[127.0.0.1]:{self.port}", self.host_key.get_name(), self.host_key)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            try:
+                client.connect("127.0.0.1", port=self.port, username="root", pkey=self.client_key,
+                               timeout=5, banner_timeout=10, auth_timeout=10,
+                               allow_agent=False, look_for_keys=False)
+                transport = client.get_transport()
+                assert transport is not None
+                transport.set_keepalive(5)
+                self.client = client
+                return
+            except paramiko.BadHostKeyException as e:
+                client.close()
+                raise InfraError(f"guest presented a host key that is not the image's pinned key ({e}); refusing")
+            except (OSError, paramiko.SSHException, EOFError) as e:
+                last = str(e) or type(e).__name__
+                client.close()
+                time.sleep(0.2)
+        raise InfraError(f"sshd in the guest did not answer on 127.0.0.1:{self.port} ({last})")
+
+    def alive(self) -> bool:
+        t = self.client.get_transport() if self.client else None
+        return bool(t and t.is_active())
+
+    def run(self, command: str, timeout: float, stdout_path: Path | None = None, stderr_path: Path | None = None,
+            check_abort: Callable[[], str | None] = lambda: None) -> Outcome:
+        """Run `command` (a shell line for the guest's /bin/sh); stream output to files.
+
+        check_abort is polled about ten times a second; a non-None answer stops the wait
+        (the command is left running in the guest: the caller decides what to do).
+        """
+        if not self.client:
+            raise InfraError("not connected to the guest")
+        start = time.monotonic()
+        out_f = open(stdout_path, "wb") if stdout_path else None
+        err_f = open(stderr_path, "wb") if stderr_path else None
+        out_tail, err_tail = bytearray(), bytearray()
+        try:
+            try:
+                chan = self.client.get_transport().open_session(timeout=10)
+                chan.exec_command(command)
+            except (paramiko.SSHException, OSError, AttributeError) as e:
+                return Outcome(None, time.monotonic() - start, lost=f"cannot start command over ssh: {e}")
+            chan.settimeout(0.1)
+            while True:
+                got = False
+                while chan.recv_ready():
+                    data = chan.recv(65536)
+                    got = True
+                    if out_f:
+                        out_f.write(data)
+                    out_tail = (out_tail + data)[-4096:]
+                while chan.recv_stderr_ready():
+                    data = chan.recv_stderr(65536)
+                    got = True
+                    if err_f:
+                        err_f.write(data)
+                    err_tail = (err_tail + data)[-4096:]
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    status = chan.recv_exit_status()
+                    return Outcome(status, time.monotonic() - start,
+                                   stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
+                elapsed = time.monotonic() - start
+                if why := check_abort():
+                    chan.close()
+                    return Outcome(None, elapsed, aborted=why, stdout=out_tail.decode(errors="replace"),
+                                   stderr=err_tail.decode(errors="replace"))
+                if elapsed > timeout:
+                    chan.close()
+                    return Outcome(None, elapsed, timed_out=True, stdout=out_tail.decode(errors="replace"),
+                                   stderr=err_tail.decode(errors="replace"))
+                if not self.alive():
+                    return Outcome(None, elapsed, lost="ssh connection to the guest was lost",
+                                   stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
+                if not got:
+                    try:
+                        chan.recv_ready() or chan.status_event.wait(0.1)
+                    except socket.timeout:
+                        pass
+        finally:
+            if out_f:
+                out_f.close()
+            if err_f:
+                err_f.close()
+
+    def put(self, local: Path, remote: str, mode: int = 0o755) -> None:
+        assert self.client
+        with self.client.open_sftp() as sftp:
+            sftp.put(str(local), remote)
+            sftp.chmod(remote, mode)
+
+    def put_text(self, text: str, remote: str, mode: int = 0o755) -> None:
+        assert self.client
+        with self.client.open_sftp() as sftp:
+            with sftp.open(remote, "w") as f:
+                f.write(text)
+            sftp.chmod(remote, mode)
+
+    def get(self, remote: str, local: Path) -> None:
+        assert self.client
+        with self.client.open_sftp() as sftp:
+            sftp.get(remote, str(local))
+
+    def close(self) -> None:
+        if self.client:
+            self.client.close()
+            self.client = None

@@ -1,0 +1,139 @@
+"""The run directory: results/<UTC timestamp>-<label>/ and everything written into it.
+
+    junit.xml       one testsuite per variant; testcase classname = variant, name = job
+    summary.json    run metadata and every verdict (the machine-readable record)
+    kernel.json     which kernel and patches produced these results
+    console.log     the serial console of every boot, line numbers stable for the run
+    jobs/<variant>/<job>/{stdout,stderr,console.txt,evidence.txt,verdict.json}
+results/latest points at the newest run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from . import ui
+from .config import RunConfig, repo_path
+from .errors import UserError
+from .report import junit
+
+
+def new_run_dir(cfg: RunConfig, label: str) -> Path:
+    root = repo_path(cfg.results)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"results: cannot write to {root} ({e.strerror}); set `results:` in the config to a writable directory")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(100):
+        d = root / (f"{stamp}-{label}" + (f"-{n}" if n else ""))
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    raise UserError(f"results: too many runs named {stamp}-{label} in {root}")
+
+
+def one_line(r) -> str:
+    v = r.verdict
+    color = {"pass": "green", "skip": "dim", "fail": "red", "hang": "magenta", "crash": "red",
+             "warn": "yellow", "error": "red"}[v.status]
+    took = f" {r.outcome.duration:.1f}s" if r.outcome else ""
+    msg = f"  {v.message}" if v.message else ""
+    return f"[{color}]{v.status.upper():5}[/{color}] {r.job.id}{took}{msg}"
+
+
+def write_job(r) -> None:
+    data = {"job": r.job.id, "variant": r.job.variant.name, "test": r.job.test.name, "iteration": r.job.iteration,
+            "status": r.verdict.status, "message": r.verdict.message, "expected": r.verdict.expected,
+            "exit_status": r.outcome.exit_status if r.outcome else None,
+            "duration": round(r.outcome.duration, 3) if r.outcome else None,
+            "guest_seconds": round(r.guest_seconds, 3) if r.guest_seconds is not None else None,
+            "timed_out": r.outcome.timed_out if r.outcome else False,
+            "console_lines": r.console_lines,
+            "findings": [f.to_json() for f in r.verdict.findings]}
+    (r.dir / "verdict.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def exit_status(job_results, jobs) -> int:
+    statuses = {r.verdict.status for r in job_results}
+    if "error" in statuses or len(job_results) < len(jobs):
+        return 2
+    if statuses - {"pass", "skip"}:
+        return 1
+    return 0
+
+
+def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_results, skipped, started: float,
+              interrupted: bool = False, setup_error: str | None = None) -> None:
+    """Write junit.xml and summary.json for whatever finished; called on every exit path."""
+    # Jobs that never ran (interrupted, or the kernel/image never came) still appear: as errors.
+    done = {r.job.id for r in job_results}
+    not_run = [j for j in jobs if j.id not in done]
+    why_not = "run interrupted before this job" if interrupted else (setup_error or "not run")
+    outside = []
+    accel = session.accel_note if session else ""
+    if session:
+        windows = [r.console_lines for r in job_results if r.console_lines]
+        outside = [f for f in session.analyzer.findings
+                   if not any(a <= f.line <= b for a, b in windows)]
+    props = {"config": cfg.name, "accel": accel}
+    if kernel_art:
+        m = kernel_art.meta
+        props.update({"kernel_release": m["release"], "base_commit": m["base_commit"],
+                      "head_commit": m["head_commit"],
+                      "series": ",".join(s["name"] for s in m["series"]) or "none",
+                      "patches": " | ".join(p["subject"] for s in m["series"] for p in s["patches"]) or "none",
+                      "kernel_key": kernel_art.key})
+        shutil.copyfile(kernel_art.dir / "kernel.json", run_dir / "kernel.json")
+    junit.write(run_dir / "junit.xml", props, job_results, not_run, why_not, skipped, outside,
+                cfg.warn_is_failure)
+    summary = {
+        "run": run_dir.name, "config": str(cfg.path), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1), "interrupted": interrupted, "properties": props,
+        "boots": session.boots if session else 0,
+        "boot_seconds": [round(x, 2) for x in session.boot_seconds] if session else [],
+        "jobs": [json.loads((r.dir / "verdict.json").read_text()) for r in job_results if (r.dir / "verdict.json").exists()],
+        "not_run": [j.id for j in not_run], "not_applicable": [
+            {"variant": v.name, "test": t.name, "reason": why} for v, t, why in skipped],
+        "findings_outside_jobs": [f.to_json() for f in outside],
+        "counts": _counts(job_results),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, latest)
+    _print_table(job_results, not_run, outside, run_dir)
+
+
+def _counts(job_results) -> dict:
+    out: dict[str, int] = {}
+    for r in job_results:
+        out[r.verdict.status] = out.get(r.verdict.status, 0) + 1
+    return out
+
+
+def _print_table(job_results, not_run, outside, run_dir: Path) -> None:
+    from rich.table import Table
+    t = Table(title=f"results: {run_dir}", show_lines=False)
+    for col in ("variant", "job", "verdict", "time", "message"):
+        t.add_column(col)
+    for r in job_results:
+        t.add_row(r.job.variant.name, r.job.name, r.verdict.status,
+                  f"{r.outcome.duration:.1f}s" if r.outcome else "", r.verdict.message[:100])
+    for j in not_run:
+        t.add_row(j.variant.name, j.name, "error", "", "not run")
+    for f in outside:
+        t.add_row("-", "(outside jobs)", f.kind, "", f.title)
+    ui.console.print(t)
+    counts = _counts(job_results)
+    ui.console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no jobs ran")

@@ -1,0 +1,458 @@
+"""run / repro / list / shell: plan the jobs, boot guests, execute, judge, write results.
+
+    plan(cfg) -> [Job]                       variants x tests x iterations
+    Session: boots VMs (accel choice, fresh disks, fresh console file per boot)
+    execute(job) -> Outcome + findings in the job's console window -> verdict.judge
+    results.write(...)                       junit.xml, summary.json, per-job files
+
+After a hang, a crash, a timeout or a lost connection the VM is killed and the
+next job gets a freshly booted guest: one deadlock never poisons later jobs.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import catalogue, config, image, kernel, results, ui, vm
+from .catalogue import Reproducer
+from .config import RunConfig, Variant
+from .console import ConsoleAnalyzer, Finding
+from .errors import InfraError, UserError
+from .guest import Guest, Outcome
+from .verdict import Verdict, judge
+
+GUEST_DIR = "/opt/kharness"
+TEST_MNT = "/mnt/test"
+TEST_DEV, SCRATCH_DEV = "/dev/vdb", "/dev/vdc"
+MAX_BOOT_FAILURES = 2
+EVIDENCE_QUIET = 2.0          # seconds of console silence that end a sysrq dump
+EVIDENCE_MAX_WAIT = 20.0
+
+# Runs in the guest around every job: marks the job's window on the console
+# (/dev/kmsg), gives it a fresh working directory, and reports the command's own
+# time on the last stderr line.
+RUN_JOB = r"""#!/bin/sh
+id="$1"; dir="$2"; shift 2
+echo "<5>kharness: job-start $id" > /dev/kmsg
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+start=$(date +%s.%N)
+"$@"
+rc=$?
+end=$(date +%s.%N)
+echo "<5>kharness: job-end $id rc=$rc" > /dev/kmsg
+echo "kharness-time $start $end" >&2
+exit $rc
+"""
+_TIME_LINE = re.compile(r"kharness-time (\d+\.\d+) (\d+\.\d+)")
+
+
+@dataclass(frozen=True)
+class Job:
+    variant: Variant
+    test: Reproducer
+    iteration: int
+    repeat: int
+
+    @property
+    def name(self) -> str:
+        return self.test.name if self.repeat == 1 else f"{self.test.name}#{self.iteration}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.variant.name}.{self.test.name}" + (f".{self.iteration}" if self.repeat > 1 else "")
+
+
+@dataclass
+class JobResult:
+    job: Job
+    verdict: Verdict
+    outcome: Outcome | None
+    dir: Path
+    guest_seconds: float | None = None   # the command's own time inside the guest
+    console_lines: tuple[int, int] | None = None
+
+
+# ---------------------------------------------------------------- planning
+
+def plan(cfg: RunConfig, cat: dict[str, Reproducer], tests: list[str] | None = None,
+         variants: list[str] | None = None, repeat: int | None = None) -> tuple[list[Job], list[tuple[Variant, Reproducer, str]]]:
+    """Jobs in run order (variant-major, so a variant's fs is set up once per boot),
+    plus the (variant, test, reason) pairs that do not apply."""
+    names = tests or cfg.tests
+    if not names:
+        raise UserError(f"{cfg.path}: tests: the config lists no tests")
+    chosen = [catalogue.lookup(cat, n) for n in names]
+    vs = cfg.variants
+    if variants:
+        by_name = {v.name: v for v in cfg.variants}
+        for n in variants:
+            if n not in by_name:
+                raise UserError(f"--fs {n}: no such variant in {cfg.path} (variants: {', '.join(by_name) or 'none'})")
+        vs = [by_name[n] for n in variants]
+    if not vs:
+        raise UserError(f"{cfg.path}: variants: the config lists no variants")
+    n = repeat or cfg.repeat
+    jobs, skipped = [], []
+    for v in vs:
+        for t in chosen:
+            if not t.applies_to(v):
+                skipped.append((v, t, t.not_applicable_reason(v)))
+                continue
+            jobs += [Job(v, t, i, n) for i in range(1, n + 1)]
+    return jobs, skipped
+
+
+# ---------------------------------------------------------------- guest session
+
+class Session:
+    """Boots guests for a run, one at a time; knows which variant the test disk holds."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, kernel_art, image_art, accel: str | None):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.kernel = kernel_art
+        self.image = image_art
+        self.accel_pref = accel or cfg.vm.accel
+        self.accel: str | None = None
+        self.accel_note = ""
+        self.analyzer = ConsoleAnalyzer()
+        self.stream = vm.ConsoleStream(run_dir / "console.log", self._feed)
+        self.vm: vm.Vm | None = None
+        self.guest: Guest | None = None
+        self.boots = 0
+        self.boot_failures = 0
+        self.last_boot_error: str | None = None
+        self.boot_seconds: list[float] = []
+        self.mounted: Variant | None = None
+        self.uploads: dict[str, Path] = {}
+        self.vm_dir = run_dir / "vm"
+        self.vm_dir.mkdir(mode=0o700, exist_ok=True)
+
+    def _feed(self, text: str) -> None:
+        self.analyzer.feed(text)      # called with stream.cond held: findings stay consistent
+
+    def findings_between(self, first: int, last: int | None = None) -> list[Finding]:
+        with self.stream.cond:
+            return [f for f in self.analyzer.findings if f.line > first and (last is None or f.line <= last)]
+
+    # -- boot
+
+    def guest_ready(self) -> Guest:
+        if self.guest and self.vm and self.vm.alive() and self.guest.alive():
+            return self.guest
+        self.stop()
+        if self.boot_failures >= MAX_BOOT_FAILURES:
+            raise InfraError(f"not booting again after {self.boot_failures} failed boots: {self.last_boot_error}")
+        try:
+            return self._boot()
+        except InfraError as e:
+            self.boot_failures += 1
+            self.last_boot_error = str(e).splitlines()[0]
+            self.stop()
+            raise
+
+    def _boot(self) -> Guest:
+        if self.accel is None:
+            self.accel, self.accel_note = self._choose_accel()
+            if self.accel == "kvm":
+                guest = self._try_boot("kvm", banner_timeout=self.cfg.vm.kvm_banner_timeout,
+                                       fallback_ok=self.accel_pref == "auto")
+                if guest:
+                    return guest
+                self.accel = "tcg"
+                reason = f"KVM: no kernel banner within {self.cfg.vm.kvm_banner_timeout} s"
+                self.accel_note = f"tcg (fell back: {reason}; remembered in {vm._probe_file()})"
+                ui.warn(f"{reason}; falling back to TCG")
+                vm.remember_kvm_failure(reason)
+        guest = self._try_boot(self.accel, banner_timeout=self.cfg.vm.boot_timeout, fallback_ok=False)
+        assert guest
+        return guest
+
+    def _choose_accel(self) -> tuple[str, str]:
+        if self.accel_pref == "tcg":
+            return "tcg", "tcg (configured)"
+        if self.accel_pref == "kvm":
+            if not vm.kvm_usable():
+                raise UserError("vm.accel is kvm but /dev/kvm cannot be opened; use accel: auto or tcg")
+            return "kvm", "kvm (configured)"
+        if not vm.kvm_usable():
+            return "tcg", "tcg (/dev/kvm not usable)"
+        if seen := vm.remembered_kvm_failure():
+            return "tcg", (f"tcg (KVM stalled when probed on {seen['when']}: {seen['reason']}; "
+                           f"delete {vm._probe_file()} to probe again)")
+        return "kvm", "kvm (probed: kernel banner seen)"
+
+    def _try_boot(self, accel: str, banner_timeout: float, fallback_ok: bool) -> Guest | None:
+        for attempt in range(3):   # a hostfwd port lost to another process: pick another
+            self.boots += 1
+            n = self.boots
+            disks = []
+            for name in ("test", "scratch"):
+                d = self.vm_dir / f"{name}.img"
+                d.unlink(missing_ok=True)
+                with open(d, "wb") as f:
+                    f.truncate(config.size_bytes(self.cfg.vm.disk_size))
+                disks.append(d)
+            spec = vm.VmSpec(kernel=self.kernel.bzimage, rootfs=self.image.path, disks=tuple(disks),
+                             memory=self.cfg.vm.memory, cpus=self.cfg.vm.cpus, accel=accel,
+                             cmdline=vm.kernel_cmdline(self.cfg.vm.hung_task_timeout, self.cfg.vm.cmdline),
+                             ssh_port=vm.free_port(), console=self.vm_dir / f"boot-{n}.console",
+                             qmp=self.vm_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}")
+            self.stream.new_boot(f"boot {n} ({accel}, ssh port {spec.ssh_port})")
+            machine = vm.Vm(spec, self.stream, self.run_dir / "qemu.log")
+            start = time.monotonic()
+            with ui.progress(f"booting {self.kernel.release} ({accel})") as p:
+                p.update("starting QEMU")
+                machine.start()
+                self.vm = machine
+                problem = vm.wait_boot(machine, banner_timeout, self.cfg.vm.boot_timeout)
+                if problem and "hostfwd" in machine.qemu_error() and attempt < 2:
+                    p.update(f"port {spec.ssh_port} was taken; retrying")
+                    machine.kill()
+                    continue
+                if problem:
+                    if fallback_ok and "banner" in problem:
+                        machine.kill()
+                        return None
+                    vm.raise_boot_error(problem, machine)
+                p.update("waiting for sshd")
+                guest = Guest(spec.ssh_port, self.image.host_key_pub, self.image.client_key)
+                guest.connect(time.monotonic() + self.cfg.vm.boot_timeout, alive=machine.alive)
+                elapsed = time.monotonic() - start
+                p.update(f"ssh ready in {elapsed:.1f} s")
+            self.boot_seconds.append(elapsed)
+            self.guest = guest
+            self.mounted = None
+            self.uploads = {}
+            self._mkdir(guest)
+            guest.put_text(RUN_JOB, f"{GUEST_DIR}/run-job")
+            return guest
+        raise InfraError("could not find a free port for the guest's ssh forward")
+
+    def _mkdir(self, guest: Guest) -> None:
+        out = guest.run(f"mkdir -p {GUEST_DIR}/bin", timeout=30)
+        if out.exit_status != 0:
+            raise InfraError(f"cannot prepare {GUEST_DIR} in the guest: {out.stderr.strip() or out.lost}")
+
+    def stop(self) -> None:
+        if self.guest:
+            self.guest.close()
+            self.guest = None
+        if self.vm:
+            self.vm.kill()
+            self.vm = None
+        self.mounted = None
+
+    def close(self) -> None:
+        self.stop()
+        self.stream.close()
+
+    # -- per job set-up
+
+    def upload(self, guest: Guest, t: Reproducer, log: Path) -> str:
+        remote = f"{GUEST_DIR}/bin/{t.name}"
+        if t.name not in self.uploads:
+            local = catalogue.build(t, log)
+            guest.put(local, remote)
+            self.uploads[t.name] = local
+        return remote
+
+    def prepare(self, guest: Guest, v: Variant, log: Path) -> str | None:
+        """mkfs + mount the test disk for variant v; returns a skip reason if the kernel cannot."""
+        if self.mounted == v:
+            return None
+        mkfs = ["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]
+        mkfs += shlex.split(v.mkfs) + [TEST_DEV]
+        mount = ["mount", "-t", v.fstype] + shlex.split(v.mount) + [TEST_DEV, TEST_MNT]
+        cmd = (f"umount {TEST_MNT} 2>/dev/null; {shlex.join(mkfs)} && mkdir -p {TEST_MNT} && "
+               f"{{ {shlex.join(mount)} || exit 77; }}")
+        out = guest.run(cmd, timeout=300, stdout_path=None, stderr_path=None)
+        with open(log, "a") as f:
+            f.write(f"$ {cmd}\n{out.stdout}{out.stderr}[exit {out.exit_status}]\n")
+        if out.exit_status == 77:
+            why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "mount failed"
+            return f"variant {v.name}: this kernel cannot mount {v.fstype} with {v.mount or 'default options'!r}: {why}"
+        if out.exit_status != 0:
+            raise InfraError(f"setting up variant {v.name} failed: {(out.stderr or out.lost or '').strip()[-300:]}")
+        self.mounted = v
+        return None
+
+
+# ---------------------------------------------------------------- one job
+
+def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    setup_log = s.run_dir / "setup.log"
+    warn_fail = s.cfg.warn_is_failure
+    try:
+        guest = s.guest_ready()
+        skip = s.prepare(guest, job.variant, setup_log)
+        if skip:
+            return JobResult(job, Verdict("skip", skip, job.test.expect), None, job_dir)
+        remote = s.upload(guest, job.test, setup_log)
+    except InfraError as e:
+        return JobResult(job, judge(None, [], expect=job.test.expect, error=str(e)), None, job_dir)
+
+    start_line = s.stream.lines
+    argv = [remote, *job.test.args] if job.test.source else ["sh", remote, TEST_MNT, *job.test.args]
+    workdir = f"{TEST_MNT}/{job.id}"
+    cmd = shlex.join([f"{GUEST_DIR}/run-job", job.id, workdir, *argv])
+
+    def check_abort() -> str | None:
+        for f in s.findings_between(start_line):
+            if f.kind in ("hang", "crash"):
+                return f"{f.kind}: {f.title}"
+        if s.vm and not s.vm.alive():
+            return "QEMU exited"
+        return None
+
+    outcome = guest.run(cmd, timeout=job.test.timeout, stdout_path=job_dir / "stdout",
+                        stderr_path=job_dir / "stderr", check_abort=check_abort)
+    trouble = outcome.exit_status is None
+    if trouble:
+        _collect_evidence(s, guest, job_dir)
+    else:
+        # The end marker is written before the command returns; let the console catch up.
+        s.stream.wait(lambda: f"end {job.id}" in s.stream.marks, 10)
+    end_line = s.stream.marks.get(f"end {job.id}") if not trouble else None
+    findings = s.findings_between(start_line, end_line)
+    _write_window(s, start_line, job_dir / "console.txt")
+    if trouble:
+        ui.info(f"{job.id}: {outcome.aborted or outcome.lost or 'timed out'}; restarting the guest")
+        s.stop()
+    verdict = judge(outcome, findings, expect=job.test.expect, warn_is_failure=warn_fail,
+                    timeout=job.test.timeout)
+    m = _TIME_LINE.search(outcome.stderr)
+    guest_seconds = float(m.group(2)) - float(m.group(1)) if m else None
+    return JobResult(job, verdict, outcome, job_dir, guest_seconds, (start_line + 1, end_line or s.stream.lines))
+
+
+def _collect_evidence(s: Session, guest: Guest, job_dir: Path) -> None:
+    """Dump every blocked task (sysrq-w): over a fresh SSH channel, else through QMP."""
+    how = "none"
+    if s.vm and s.vm.alive():
+        before = s.stream.lines
+        out = guest.run("echo w > /proc/sysrq-trigger", timeout=10) if guest.alive() else None
+        if out and out.exit_status == 0:
+            how = "ssh: echo w > /proc/sysrq-trigger"
+        else:
+            try:
+                s.vm.sysrq("w")
+                how = "qmp: send-key alt-sysrq-w"
+            except Exception as e:  # the guest or QEMU may be too far gone; record, go on
+                how = f"sysrq failed over ssh and qmp ({e})"
+        # Wait for the dump to start, then for the console to go quiet.
+        s.stream.wait(lambda: s.stream.lines > before, 5)
+        deadline = time.monotonic() + EVIDENCE_MAX_WAIT
+        while time.monotonic() < deadline and time.monotonic() - s.stream.last_activity < EVIDENCE_QUIET:
+            time.sleep(0.2)
+    (job_dir / "evidence.txt").write_text(f"blocked-task dump requested via {how}; see console.txt\n")
+
+
+def _write_window(s: Session, start_line: int, dest: Path, max_bytes: int = 2 << 20) -> None:
+    """Copy console.log lines after start_line into the job's directory (streamed, capped)."""
+    with s.stream.cond:
+        s.stream.out.flush()
+    written = 0
+    with open(s.stream.path, encoding="utf-8", errors="replace") as src, open(dest, "w") as out:
+        for i, line in enumerate(src, 1):
+            if i <= start_line:
+                continue
+            if written + len(line) > max_bytes:
+                out.write(f"[... console window truncated at {max_bytes} bytes; see console.log]\n")
+                break
+            out.write(f"{i:7d}  {line}")
+            written += len(line)
+
+
+# ---------------------------------------------------------------- commands
+
+def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
+    ui.stage(f"kernel ({cfg.kernel.tarball or cfg.kernel.git})")
+    k, hit = kernel.build_kernel(cfg.kernel, run_dir)
+    ui.info(f"{'cache hit' if hit else 'built'}: {k.release} ({k.dir})")
+    ui.stage("guest image")
+    with ui.progress("root filesystem") as p:
+        img, ihit = image.build_image(cfg.image, run_dir / "image-build.log", progress=p.update)
+        p.update("cache hit" if ihit else "built")
+    return k, img
+
+
+def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str) -> int:
+    run_dir = results.new_run_dir(cfg, label)
+    ui.stage(f"run {run_dir}")
+    started = time.time()
+    session = None
+    job_results: list[JobResult] = []
+    kernel_art = None
+    interrupted = False
+    try:
+        kernel_art, image_art = _prepare_artifacts(cfg, run_dir)
+        session = Session(cfg, run_dir, kernel_art, image_art, accel)
+        ui.stage(f"{len(jobs)} job(s)")
+        for job in jobs:
+            r = execute(session, job, run_dir / "jobs" / job.variant.name / job.name.replace("#", "."))
+            job_results.append(r)
+            ui.info(results.one_line(r))
+            results.write_job(r)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if session:
+            session.close()
+        setup_error = None
+        if kernel_art is None and not interrupted:
+            setup_error = "kernel or image build did not finish"
+        results.write_run(run_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
+                          interrupted=interrupted, setup_error=setup_error)
+    if interrupted:
+        raise KeyboardInterrupt
+    return results.exit_status(job_results, jobs)
+
+
+def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None) -> int:
+    jobs, skipped = plan(cfg, catalogue.load(), tests=only, repeat=repeat)
+    return run_jobs(cfg, jobs, skipped, accel, cfg.name)
+
+
+def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None) -> int:
+    cat = catalogue.load()
+    test = catalogue.lookup(cat, name)
+    jobs, skipped = plan(cfg, cat, tests=[name], variants=fs, repeat=repeat)
+    if not jobs:
+        reasons = "; ".join(r for _, _, r in skipped)
+        raise UserError(f"{name} applies to none of the chosen variants: {reasons}")
+    return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{test.name}")
+
+
+def cmd_list(cfg: RunConfig) -> int:
+    cat = catalogue.load()
+    jobs, skipped = plan(cfg, cat)
+    ui.out(f"{cfg.name}: {len(jobs)} job(s)")
+    for j in jobs:
+        ui.out(f"  {j.variant.name:12} {j.name:40} timeout {j.test.timeout}s expect {j.test.expect}")
+    for v, t, why in skipped:
+        ui.out(f"  {v.name:12} {t.name:40} not applicable: {why}")
+    ui.out("")
+    ui.out("reproducers (./harness.py repro NAME):")
+    for t in cat.values():
+        ui.out(f"  {t.name:40} [{', '.join(t.filesystems + t.needs)}] {t.description}")
+    return 0
+
+
+def cmd_shell(cfg: RunConfig, accel=None) -> int:
+    run_dir = results.new_run_dir(cfg, f"{cfg.name}-shell")
+    k, img = _prepare_artifacts(cfg, run_dir)
+    session = Session(cfg, run_dir, k, img, accel)
+    try:
+        guest = session.guest_ready()
+        ui.stage(f"shell in {k.release} (console: {run_dir / 'console.log'}; exit the shell to stop the VM)")
+        from .interactive import shell
+        shell(guest)
+    finally:
+        session.close()
+    return 0
+

@@ -1,0 +1,77 @@
+"""Terminal output: stage lines, live progress for long steps, the final table.
+
+Everything the harness says to the user goes through here (rich on a terminal,
+plain lines otherwise), so that modules only say *what* happened.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+console = Console(stderr=True, highlight=False)
+
+
+def stage(msg: str) -> None:
+    console.print(f"[bold]==>[/bold] {msg}")
+
+
+def info(msg: str) -> None:
+    console.print(f"    {msg}")
+
+
+def warn(msg: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {msg}")
+
+
+class Progress:
+    """A one-line live status for a long step (kernel build, debootstrap, boot).
+
+    update() may be called from any thread, as often as wanted; the line is
+    redrawn a few times a second on a terminal and printed every 30 s otherwise
+    (so CI logs show liveness without flooding).
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self.start = time.monotonic()
+        self.detail = ""
+        self._last_plain = 0.0
+        self._live: Live | None = None
+
+    def _text(self) -> Text:
+        el = int(time.monotonic() - self.start)
+        return Text(f"    {self.label}: {self.detail}  [{el // 60}:{el % 60:02d}]")
+
+    def update(self, detail: str) -> None:
+        self.detail = detail
+        if self._live:
+            self._live.update(self._text())
+        elif time.monotonic() - self._last_plain >= 30:
+            self._last_plain = time.monotonic()
+            console.print(self._text())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+@contextmanager
+def progress(label: str):
+    p = Progress(label)
+    if console.is_terminal:
+        with Live(p._text(), console=console, refresh_per_second=4, transient=True) as live:
+            p._live = live
+            yield p
+    else:
+        p._last_plain = time.monotonic()
+        yield p
+    console.print(f"    {label}: {p.detail} ({p.elapsed():.1f} s)")
+
+
+def out(msg: str = "") -> None:
+    """Command results (artifact paths, tables) go to stdout, not the log stream."""
+    print(msg, file=sys.stdout, flush=True)

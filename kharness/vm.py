@@ -1,0 +1,301 @@
+"""QEMU: command line, accelerator choice, process lifetime, serial console capture, QMP.
+
+One VM per boot. The serial console of each boot goes to its own fresh file
+(a marker left in an old file must never be mistaken for this boot's); a tail
+thread copies it into the run's console.log, where line numbers are stable
+for the whole run, and feeds the console analyzer as text arrives.
+
+No orphan QEMU: each QEMU gets PR_SET_PDEATHSIG(SIGKILL), so it dies with the
+harness even on kill -9, and every live VM is killed at interpreter exit.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import cache, proc
+from .errors import InfraError
+
+READY_MARKER = "KHARNESS-READY"
+BANNER = re.compile(r"Linux version \d")
+JOB_MARK = re.compile(r"kharness: job-(start|end) (\S+)")
+_PR_SET_PDEATHSIG = 1
+_live: set["Vm"] = set()
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """Everything the QEMU command line is made of (pure data, unit-tested)."""
+    kernel: Path
+    rootfs: Path
+    disks: tuple[Path, ...]          # test, scratch: /dev/vdb, /dev/vdc
+    memory: str
+    cpus: int
+    accel: str                       # "kvm" | "tcg"
+    cmdline: str
+    ssh_port: int
+    console: Path
+    qmp: Path
+    name: str = "kharness"
+
+
+def kernel_cmdline(hung_task_timeout: int, extra: str = "") -> str:
+    parts = ["console=ttyS0,115200", "root=/dev/vda", "rootfstype=ext4", "rw", "init=/sbin/kharness-init",
+             "panic=-1", "printk.time=1", "net.ifnames=0",
+             f"sysctl.kernel.hung_task_timeout_secs={hung_task_timeout}",
+             # Keep reporting a task that stays hung: the job window needs a fresh report.
+             "sysctl.kernel.hung_task_warnings=-1"]
+    return " ".join(parts + ([extra] if extra else []))
+
+
+def qemu_argv(spec: VmSpec) -> list[str]:
+    argv = ["qemu-system-x86_64", "-name", f"{spec.name},debug-threads=on",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-m", spec.memory, "-smp", str(spec.cpus)]
+    if spec.accel == "kvm":
+        # This host's KVM needs arch-capabilities hidden (see docs/troubleshooting).
+        argv += ["-accel", "kvm", "-cpu", "host,-arch-capabilities"]
+    else:
+        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    argv += ["-kernel", str(spec.kernel), "-append", spec.cmdline,
+             # snapshot=on: writes go to a temporary overlay; the cached image never changes.
+             "-drive", f"file={spec.rootfs},if=virtio,format=raw,snapshot=on,index=0"]
+    for i, d in enumerate(spec.disks, start=1):
+        argv += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,index={i}"]
+    argv += ["-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
+             "-device", "virtio-net-pci,netdev=net0",
+             "-device", "virtio-rng-pci",
+             "-chardev", f"file,id=con0,path={spec.console}", "-serial", "chardev:con0",
+             "-qmp", f"unix:{spec.qmp},server=on,wait=off"]
+    return argv
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (QEMU may still lose a race for it: see Vm.start)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kvm_usable() -> bool:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _probe_file() -> Path:
+    return cache.cache_root() / "accel-probe.json"
+
+
+def _host_identity() -> str:
+    qemu = proc.capture(["qemu-system-x86_64", "--version"]).splitlines()[0]
+    return f"{os.uname().release} {qemu}"
+
+
+def remembered_kvm_failure() -> dict | None:
+    """A previous auto probe on this host found KVM stalling; skip straight to TCG."""
+    try:
+        data = json.loads(_probe_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("host") == _host_identity() and data.get("kvm") == "stalled" else None
+
+
+def remember_kvm_failure(reason: str) -> None:
+    tmp = _probe_file().with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"host": _host_identity(), "kvm": "stalled", "reason": reason,
+                               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    os.replace(tmp, _probe_file())
+
+
+class ConsoleStream:
+    """The run's console.log, fed from each boot's console file by a tail thread.
+
+    Tracks, per boot, the line numbers of the banner, the ready marker and job
+    markers; keeps the last lines for error messages. Never holds the whole log.
+    """
+
+    def __init__(self, path: Path, on_text: Callable[[str], None]):
+        self.path = path
+        self.on_text = on_text
+        self.out = open(path, "a", encoding="utf-8", errors="replace")
+        self.lines = 0
+        self.tail: deque[str] = deque(maxlen=40)
+        self.marks: dict[str, int] = {}
+        self.cond = threading.Condition()
+        self._partial = ""
+        self.last_activity = time.monotonic()
+
+    def write(self, text: str) -> None:
+        """Append text to console.log, update line count and marks, feed the analyzer."""
+        with self.cond:
+            self.out.write(text)
+            self.out.flush()
+            data = self._partial + text
+            *complete, self._partial = data.split("\n")
+            for line in complete:
+                self.lines += 1
+                self.tail.append(line)
+                if READY_MARKER in line:
+                    self.marks["ready"] = self.lines
+                elif BANNER.search(line):
+                    self.marks.setdefault("banner", self.lines)
+                elif m := JOB_MARK.search(line):
+                    self.marks[f"{m.group(1)} {m.group(2)}"] = self.lines
+            self.last_activity = time.monotonic()
+            self.on_text(text)
+            self.cond.notify_all()
+
+    def new_boot(self, header: str) -> None:
+        with self.cond:
+            if self._partial:
+                self.write("\n")
+            self.marks = {}
+        self.write(f"==== kharness: {header} ====\n")
+
+    def wait(self, pred: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pred():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(min(left, 0.2))
+            return True
+
+    def tail_text(self, n: int = 20) -> str:
+        with self.cond:
+            return "\n".join(list(self.tail)[-n:])
+
+    def close(self) -> None:
+        with self.cond:
+            self.out.close()
+
+
+class Vm:
+    """One QEMU process. start() returns once QEMU runs; the caller waits for boot."""
+
+    def __init__(self, spec: VmSpec, stream: ConsoleStream, stderr_log: Path):
+        self.spec = spec
+        self.stream = stream
+        self.stderr_log = stderr_log
+        self.proc: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._tail: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.spec.console.write_bytes(b"")
+        argv = qemu_argv(self.spec)
+        with open(self.stderr_log, "a") as err:
+            err.write(f"$ {shlex.join(argv)}\n")
+            err.flush()
+
+            def child_setup():
+                os.umask(0o077)     # QMP socket and console readable by us only
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         preexec_fn=child_setup)
+        _live.add(self)
+        self._tail = threading.Thread(target=self._follow, name="console-tail", daemon=True)
+        self._tail.start()
+
+    def _follow(self) -> None:
+        with open(self.spec.console, "rb") as f:
+            while True:
+                data = f.read(1 << 16)
+                if data:
+                    self.stream.write(data.decode("utf-8", errors="replace").replace("\r\n", "\n"))
+                    continue
+                if self._stop.is_set() or (self.proc and self.proc.poll() is not None):
+                    rest = f.read()
+                    if rest:
+                        self.stream.write(rest.decode("utf-8", errors="replace").replace("\r\n", "\n"))
+                    return
+                time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def qemu_error(self) -> str:
+        """QEMU's own complaint (hostfwd port taken, bad option), from its stderr log."""
+        try:
+            lines = [ln for ln in self.stderr_log.read_text().splitlines() if not ln.startswith("$ ")]
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def qmp(self, command: str, **args):
+        """Run one QMP command (qemu.qmp's synchronous client) and return its result."""
+        from qemu.qmp.legacy import QEMUMonitorProtocol
+        mon = QEMUMonitorProtocol(str(self.spec.qmp))
+        try:
+            mon.connect()
+            return mon.cmd(command, **args)
+        finally:
+            mon.close()
+
+    def sysrq(self, key: str) -> None:
+        """Press SysRq-<key> on the guest's keyboard through QMP (works when SSH does not)."""
+        self.qmp("send-key", keys=[{"type": "qcode", "data": "alt"}, {"type": "qcode", "data": "sysrq"},
+                                   {"type": "qcode", "data": key}])
+
+    def kill(self) -> None:
+        self._stop.set()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+        if self._tail:
+            self._tail.join(timeout=5)
+        _live.discard(self)
+
+
+def kill_all() -> None:
+    for vm in list(_live):
+        vm.kill()
+
+
+atexit.register(kill_all)
+
+
+@dataclass
+class BootResult:
+    vm: Vm
+    accel: str
+    seconds_to_ready: float
+    notes: list[str] = field(default_factory=list)
+
+
+def wait_boot(vm: Vm, banner_timeout: float, ready_timeout: float) -> str | None:
+    """Wait for the banner then the ready marker; returns None when ready, else what went wrong."""
+    s = vm.stream
+    if not s.wait(lambda: "banner" in s.marks or not vm.alive(), banner_timeout):
+        return f"no kernel banner on the console within {banner_timeout:.0f} s"
+    if "banner" not in s.marks:
+        return f"QEMU exited before the kernel printed anything: {vm.qemu_error() or 'see qemu.log'}"
+    if not s.wait(lambda: "ready" in s.marks or not vm.alive(), ready_timeout):
+        return f"the guest did not reach {READY_MARKER} within {ready_timeout:.0f} s"
+    if "ready" not in s.marks:
+        return "QEMU exited during boot (kernel panic?)"
+    return None
+
+
+def raise_boot_error(what: str, vm: Vm) -> None:
+    raise InfraError(f"boot failed: {what}; console tail:\n{vm.stream.tail_text(15)}")

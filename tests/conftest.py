@@ -1,0 +1,23 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """A private, empty kharness cache for tests that must not see (or disturb) the real one."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("KHARNESS_CACHE", str(d))
+    return d
+
+
+def harness(*args, cwd=REPO, env=None, timeout=None):
+    """Run ./harness.py as a user would; returns CompletedProcess (text)."""
+    import subprocess
+    return subprocess.run([sys.executable, str(REPO / "harness.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)

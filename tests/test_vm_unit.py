@@ -1,0 +1,81 @@
+"""QEMU command line and port allocation (no QEMU started here)."""
+import socket
+from pathlib import Path
+
+from kharness import vm
+
+
+def spec(**kw):
+    base = dict(kernel=Path("/k/bzImage"), rootfs=Path("/c/rootfs.img"), disks=(Path("/r/test.img"), Path("/r/scratch.img")),
+                memory="2G", cpus=2, accel="tcg", cmdline="console=ttyS0", ssh_port=40022,
+                console=Path("/r/boot-1.console"), qmp=Path("/r/qmp.sock"))
+    base.update(kw)
+    return vm.VmSpec(**base)
+
+
+def opt_values(argv, opt):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == opt]
+
+
+def test_tcg_command_line():
+    argv = vm.qemu_argv(spec())
+    assert argv[0] == "qemu-system-x86_64"
+    assert opt_values(argv, "-accel") == ["tcg,thread=multi"]
+    assert opt_values(argv, "-cpu") == ["max"]
+    drives = opt_values(argv, "-drive")
+    assert drives[0] == "file=/c/rootfs.img,if=virtio,format=raw,snapshot=on,index=0"   # cached image never written
+    assert [d.split(",")[0] for d in drives[1:]] == ["file=/r/test.img", "file=/r/scratch.img"]
+    assert "-no-reboot" in argv and "-nodefaults" in argv
+    assert opt_values(argv, "-m") == ["2G"] and opt_values(argv, "-smp") == ["2"]
+
+
+def test_network_is_restricted_and_forward_is_loopback_only():
+    argv = vm.qemu_argv(spec())
+    (netdev,) = opt_values(argv, "-netdev")
+    assert "restrict=on" in netdev.split(",")
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev.split(",")
+    (qmp,) = opt_values(argv, "-qmp")
+    assert qmp.startswith("unix:/r/qmp.sock")
+
+
+def test_kvm_hides_arch_capabilities():
+    argv = vm.qemu_argv(spec(accel="kvm"))
+    assert opt_values(argv, "-accel") == ["kvm"]
+    assert opt_values(argv, "-cpu") == ["host,-arch-capabilities"]
+
+
+def test_console_goes_to_this_boots_file():
+    argv = vm.qemu_argv(spec())
+    assert "file,id=con0,path=/r/boot-1.console" in opt_values(argv, "-chardev")
+    assert opt_values(argv, "-serial") == ["chardev:con0"]
+
+
+def test_kernel_cmdline_carries_hung_task_timeout():
+    line = vm.kernel_cmdline(7, "foo=bar")
+    assert "sysctl.kernel.hung_task_timeout_secs=7" in line.split()
+    assert "init=/sbin/kharness-init" in line.split()
+    assert line.endswith("foo=bar")
+
+
+def test_free_port_is_bindable_on_loopback():
+    ports = {vm.free_port() for _ in range(5)}
+    assert all(1024 < p < 65536 for p in ports)
+    p = ports.pop()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", p))
+
+
+def test_console_stream_tracks_marks_and_lines(tmp_path):
+    seen = []
+    s = vm.ConsoleStream(tmp_path / "console.log", seen.append)
+    s.new_boot("boot 1")
+    s.write("[    0.000000] Linux version 6.12.117-kharness (kharness@kharness)\n[    1.0] KHARNESS-")
+    assert "ready" not in s.marks
+    s.write("READY\n[    2.0] kharness: job-start ext4.zero-range-basic\n")
+    assert s.marks == {"banner": 2, "ready": 3, "start ext4.zero-range-basic": 4}
+    s.new_boot("boot 2")           # a new boot forgets the old boot's marks
+    assert s.marks == {}
+    assert s.lines == 5
+    s.close()
+    assert (tmp_path / "console.log").read_text().count("\n") == 5
+    assert "".join(seen).startswith("==== kharness: boot 1 ====")
