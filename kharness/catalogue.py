@@ -88,11 +88,12 @@ def build(r: Reproducer, log: Path) -> Path:
         return REPRO_DIR / r.script
     src = REPRO_DIR / r.source
     compiler = proc.capture(["gcc", "--version"]).splitlines()[0]
-    key = cache.digest(src.read_bytes(), compiler, *CFLAGS)
+    headers = [h.read_bytes() for h in sorted(REPRO_DIR.glob("*.h"))]
+    key = cache.digest(src.read_bytes(), *headers, compiler, *CFLAGS)
     binary = cache.entry("bin", key) / r.name
     if binary.exists():
         return binary
     with cache.publishing("bin", key) as tmp:
-        proc.run(["gcc", *CFLAGS, "-o", tmp / r.name, src], log)
+        proc.run(["gcc", *CFLAGS, "-I", REPRO_DIR, "-o", tmp / r.name, src], log)
     return binary
 

@@ -131,6 +131,16 @@ class Guest:
             if err_f:
                 err_f.close()
 
+    def ping(self, timeout: float = 15) -> bool:
+        """Does the guest still run commands? (A dead guest behind QEMU's user net keeps
+        the TCP connection up, so the transport alone cannot tell.)"""
+        try:
+            chan = self.client.get_transport().open_session(timeout=timeout)
+            chan.exec_command("true")
+            return chan.status_event.wait(timeout) and chan.recv_exit_status() == 0
+        except (paramiko.SSHException, OSError, AttributeError, EOFError):
+            return False
+
     def put(self, local: Path, remote: str, mode: int = 0o755) -> None:
         assert self.client
         with self.client.open_sftp() as sftp:

@@ -30,6 +30,7 @@ TEST_DEV, SCRATCH_DEV = "/dev/vdb", "/dev/vdc"
 MAX_BOOT_FAILURES = 2
 EVIDENCE_QUIET = 2.0          # seconds of console silence that end a sysrq dump
 EVIDENCE_MAX_WAIT = 20.0
+LIVENESS_PERIOD = 30          # a silent console this long triggers an ssh probe
 
 # Runs in the guest around every job: marks the job's window on the console
 # (/dev/kmsg), gives it a fresh working directory, and reports the command's own
@@ -301,12 +302,19 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     workdir = f"{TEST_MNT}/{job.id}"
     cmd = shlex.join([f"{GUEST_DIR}/run-job", job.id, workdir, *argv])
 
+    last_ping = [time.monotonic()]
+
     def check_abort() -> str | None:
         for f in s.findings_between(start_line):
             if f.kind in ("hang", "crash"):
                 return f"{f.kind}: {f.title}"
         if s.vm and not s.vm.alive():
-            return "QEMU exited"
+            return "crash: QEMU exited during the job (the guest panicked or was killed)"
+        now = time.monotonic()
+        if now - s.stream.last_activity > LIVENESS_PERIOD and now - last_ping[0] > LIVENESS_PERIOD:
+            last_ping[0] = now
+            if not guest.ping():
+                return f"hang: guest stopped answering (console silent and no ssh reply for {LIVENESS_PERIOD} s)"
         return None
 
     outcome = guest.run(cmd, timeout=job.test.timeout, stdout_path=job_dir / "stdout",

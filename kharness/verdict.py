@@ -5,7 +5,9 @@ Order of precedence (the first that applies wins):
   the job reported "not applicable" (exit 77)       -> skip
   a crash finding in the job's window               -> crash
   a hang finding, or the job ran past its timeout   -> hang
-  the SSH connection was lost (guest gone quiet)    -> error
+  the harness stopped waiting: guest unresponsive   -> hang
+                              QEMU died             -> crash
+  the SSH connection was lost                       -> error
   a non-zero exit status                            -> fail
   a warn finding (if warnings count as failures)    -> warn
   otherwise                                         -> pass
@@ -47,7 +49,8 @@ def judge(outcome: Outcome | None, findings: list[Finding], *, expect: str = "pa
         return raw
     if raw.status == expect:
         return Verdict("pass", f"expected {expect} happened: {raw.message}", expect, findings)
-    return Verdict("fail", f"expected {expect}, got {raw.status}: {raw.message}", expect, findings)
+    detail = f": {raw.message}" if raw.message else ""
+    return Verdict("fail", f"expected {expect}, got {raw.status}{detail}", expect, findings)
 
 
 def _raw(outcome, findings, warn_is_failure, error, timeout) -> Verdict:
@@ -64,10 +67,12 @@ def _raw(outcome, findings, warn_is_failure, error, timeout) -> Verdict:
     if outcome.timed_out:
         return Verdict("hang", f"job timed out after {timeout or outcome.duration:.0f} s with no kernel report",
                        findings=findings)
+    if outcome.aborted:
+        # The runner names the kind of trouble it stopped for: "hang: ...", "crash: ...".
+        kind, _, why = outcome.aborted.partition(": ")
+        return Verdict(kind if kind in ("hang", "crash") else "error", why or outcome.aborted, findings=findings)
     if outcome.lost:
         return Verdict("error", outcome.lost, findings=findings)
-    if outcome.aborted:
-        return Verdict("error", outcome.aborted, findings=findings)
     if outcome.exit_status != 0:
         detail = _last_line(outcome.stderr, prefer="MISMATCH") or _last_line(outcome.stdout)
         msg = f"exit status {outcome.exit_status}" + (f": {detail}" if detail else "")

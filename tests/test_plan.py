@@ -1,0 +1,71 @@
+"""Planning jobs, and the CLI's answers to bad names and numbers (no boot)."""
+import pytest
+
+from conftest import harness
+from kharness import catalogue, config, runner
+from kharness.config import Variant
+from kharness.errors import UserError
+
+CAT = catalogue.load()
+
+
+def cfg(**kw):
+    c = config.load(config.REPO / "configs/default.yaml")
+    for k, v in kw.items():
+        setattr(c, k, v)
+    return c
+
+
+def test_manifest_entries_have_their_files():
+    assert "zero-range-basic" in CAT and "hang-canary" in CAT
+    for r in CAT.values():
+        assert (catalogue.REPRO_DIR / (r.source or r.script)).is_file(), r.name
+        assert r.expect in ("pass", "hang") and r.timeout > 0
+
+
+def test_plan_is_variant_major_with_repeats():
+    jobs, skipped = runner.plan(cfg(), CAT, repeat=2)
+    assert [j.id for j in jobs] == [
+        "ext4.zero-range-basic.1", "ext4.zero-range-basic.2", "ext4.hang-canary.1", "ext4.hang-canary.2",
+        "xfs.zero-range-basic.1", "xfs.zero-range-basic.2", "xfs.hang-canary.1", "xfs.hang-canary.2"]
+    assert jobs[1].name == "zero-range-basic#2" and skipped == []
+
+
+def test_reflink_only_reproducer_is_not_applicable_to_plain_xfs():
+    c = cfg(variants=[Variant("xfs", "xfs"), Variant("xfs_reflink", "xfs", mkfs="-m reflink=1")])
+    jobs, skipped = runner.plan(c, CAT, tests=["insert-range-cow-eof"])
+    assert [j.id for j in jobs] == ["xfs_reflink.insert-range-cow-eof"]
+    assert skipped[0][0].name == "xfs" and "needs reflink" in skipped[0][2]
+
+
+def test_unknown_test_suggests_close_names():
+    with pytest.raises(UserError, match=r"unknown test 'zero-range-basc'.*did you mean zero-range-basic"):
+        runner.plan(cfg(), CAT, tests=["zero-range-basc"])
+
+
+def test_unknown_variant():
+    with pytest.raises(UserError, match=r"--fs btrfs: no such variant .* \(variants: ext4, xfs\)"):
+        runner.plan(cfg(), CAT, variants=["btrfs"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["repro", "nosuch"], "unknown test 'nosuch'"),
+    (["repro", "zero-range-basic", "--repeat", "0"], "argument --repeat: must be at least 1, got 0"),
+    (["repro", "zero-range-basic", "--repeat", "-3"], "argument --repeat: must be at least 1, got -3"),
+    (["repro", "insert-range-cow-eof"], "insert-range-cow-eof applies to none of the chosen variants"),
+    (["repro", "zero-range-basic", "--fs", "ext4-iomap"], "--fs ext4-iomap: no such variant"),
+    (["run", "-c", "configs/nosuch.yaml"], "config file not found"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(args, message):
+    p = harness(*args)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_list_shows_jobs_and_catalogue():
+    p = harness("list")
+    assert p.returncode == 0, p.stderr
+    assert "ext4         zero-range-basic" in p.stdout
+    assert "insert-range-cow-eof" in p.stdout
