@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,9 +23,11 @@ def run(argv: Sequence[str], log: Path, *, cwd: Path | None = None, env: dict | 
     with open(log, "a", encoding="utf-8", errors="replace") as out:
         out.write(f"$ {shlex.join(str(a) for a in argv)}\n")
         out.flush()
+        # Its own process group, so an interrupt can take down grandchildren too
+        # (make's compilers, debootstrap's chrooted dpkg).
         proc = subprocess.Popen([str(a) for a in argv], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", bufsize=1)
+                                errors="replace", bufsize=1, start_new_session=True)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -33,7 +36,10 @@ def run(argv: Sequence[str], log: Path, *, cwd: Path | None = None, env: dict | 
                     on_line(line.rstrip("\n"))
             rc = proc.wait()
         except BaseException:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
             raise
         out.write(f"[exit {rc}]\n")

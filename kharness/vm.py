@@ -30,6 +30,7 @@ from . import cache, proc
 from .errors import InfraError
 
 READY_MARKER = "KHARNESS-READY"
+SSHD_FAILED_MARKER = "KHARNESS-SSHD-FAILED"     # kvm/init: sshd did not come up
 BANNER = re.compile(r"Linux version \d")
 JOB_MARK = re.compile(r"kharness: job-(start|end) (\S+)")
 _PR_SET_PDEATHSIG = 1
@@ -154,6 +155,8 @@ class ConsoleStream:
                 self.tail.append(line)
                 if READY_MARKER in line:
                     self.marks["ready"] = self.lines
+                elif SSHD_FAILED_MARKER in line:
+                    self.marks["sshd-failed"] = self.lines
                 elif BANNER.search(line):
                     self.marks.setdefault("banner", self.lines)
                 elif m := JOB_MARK.search(line):
@@ -290,8 +293,10 @@ def wait_boot(vm: Vm, banner_timeout: float, ready_timeout: float) -> str | None
         return f"no kernel banner on the console within {banner_timeout:.0f} s"
     if "banner" not in s.marks:
         return f"QEMU exited before the kernel printed anything: {vm.qemu_error() or 'see qemu.log'}"
-    if not s.wait(lambda: "ready" in s.marks or not vm.alive(), ready_timeout):
+    if not s.wait(lambda: "ready" in s.marks or "sshd-failed" in s.marks or not vm.alive(), ready_timeout):
         return f"the guest did not reach {READY_MARKER} within {ready_timeout:.0f} s"
+    if "sshd-failed" in s.marks:
+        return "sshd failed to start in the guest (its log is on the console)"
     if "ready" not in s.marks:
         return "QEMU exited during boot (kernel panic?)"
     return None
