@@ -6,6 +6,7 @@ error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +15,14 @@ from . import config, ui
 from .errors import InfraError, UserError
 
 DEFAULT_CONFIG = "configs/default.yaml"
+
+
+def _duration(text: str) -> int:
+    """Seconds, or a number with s/m/h: 90, 90s, 10m, 2h."""
+    m = re.fullmatch(r"(\d+)([smh]?)", text.strip())
+    if not m or int(m.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 10m or 2h")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def _positive(text: str) -> int:
@@ -50,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", action="append", help="run only these tests (repeatable)")
     r.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="override vm.accel")
     r.add_argument("--repeat", type=_positive, help="override repeat")
+    r.add_argument("--duration", type=_duration, help="run each reproducer this long (90s, 10m, 2h)")
 
     rp = with_config(sub.add_parser("repro", help="run one reproducer by name"))
     rp.add_argument("name")
     rp.add_argument("--fs", action="append", help="variant name(s) to run on (default: every applicable)")
     rp.add_argument("--repeat", type=_positive, default=None)
+    rp.add_argument("--duration", type=_duration, help="run for this long instead of the default iterations (10m)")
     rp.add_argument("--accel", choices=["auto", "kvm", "tcg"])
 
     with_config(sub.add_parser("list", help="what the config would run"))
@@ -97,9 +108,10 @@ def _dispatch(args) -> int:
     if args.command == "list":
         return runner.cmd_list(cfg)
     if args.command == "run":
-        return runner.cmd_run(cfg, only=args.only, accel=args.accel, repeat=args.repeat)
+        return runner.cmd_run(cfg, only=args.only, accel=args.accel, repeat=args.repeat, duration=args.duration)
     if args.command == "repro":
-        return runner.cmd_repro(cfg, args.name, fs=args.fs, repeat=args.repeat, accel=args.accel)
+        return runner.cmd_repro(cfg, args.name, fs=args.fs, repeat=args.repeat, accel=args.accel,
+                                duration=args.duration)
     if args.command == "shell":
         return runner.cmd_shell(cfg, accel=args.accel)
     raise AssertionError(args.command)

@@ -128,6 +128,8 @@ def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
     for knode, vnode in node.value:
         k = knode.value
         full = f"{prefix}.{k}" if prefix else k
+        if k in kwargs:
+            raise UserError(f"{_where(path, knode)}: {full}: given twice; keep one")
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(names)})"

@@ -21,7 +21,8 @@ from .errors import UserError
 from .report import junit
 
 
-def new_run_dir(cfg: RunConfig, label: str) -> Path:
+def results_root(cfg: RunConfig) -> Path:
+    """The results directory, created and checked writable (one clear line if not)."""
     root = repo_path(cfg.results)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,11 @@ def new_run_dir(cfg: RunConfig, label: str) -> Path:
         probe.unlink()
     except OSError as e:
         raise UserError(f"results: cannot write to {root} ({e.strerror}); set `results:` in the config to a writable directory")
+    return root
+
+
+def new_run_dir(cfg: RunConfig, label: str) -> Path:
+    root = results_root(cfg)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for n in range(100):
         d = root / (f"{stamp}-{label}" + (f"-{n}" if n else ""))

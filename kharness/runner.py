@@ -10,6 +10,8 @@ next job gets a freshly booted guest: one deadlock never poisons later jobs.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import shlex
 import time
@@ -56,6 +58,18 @@ class Job:
     test: Reproducer
     iteration: int
     repeat: int
+    duration: int | None = None     # seconds: run the reproducer for this long instead of its default
+
+    @property
+    def args(self) -> list[str]:
+        if self.duration and self.test.source:
+            # The C reproducers stop at whichever of -n/-t ends first; a later -n/-t wins.
+            return [*self.test.args, "-n", "2000000000", "-t", str(self.duration)]
+        return list(self.test.args)
+
+    @property
+    def timeout(self) -> int:
+        return self.test.timeout + (self.duration or 0)
 
     @property
     def name(self) -> str:
@@ -79,7 +93,7 @@ class JobResult:
 # ---------------------------------------------------------------- planning
 
 def plan(cfg: RunConfig, cat: dict[str, Reproducer], tests: list[str] | None = None,
-         variants: list[str] | None = None, repeat: int | None = None) -> tuple[list[Job], list[tuple[Variant, Reproducer, str]]]:
+         variants: list[str] | None = None, repeat: int | None = None, duration: int | None = None) -> tuple[list[Job], list[tuple[Variant, Reproducer, str]]]:
     """Jobs in run order (variant-major, so a variant's fs is set up once per boot),
     plus the (variant, test, reason) pairs that do not apply."""
     names = tests or cfg.tests
@@ -102,7 +116,7 @@ def plan(cfg: RunConfig, cat: dict[str, Reproducer], tests: list[str] | None = N
             if not t.applies_to(v):
                 skipped.append((v, t, t.not_applicable_reason(v)))
                 continue
-            jobs += [Job(v, t, i, n) for i in range(1, n + 1)]
+            jobs += [Job(v, t, i, n, duration) for i in range(1, n + 1)]
     return jobs, skipped
 
 
@@ -119,7 +133,9 @@ class Session:
         self.accel_pref = accel or cfg.vm.accel
         self.accel: str | None = None
         self.accel_note = ""
-        self.analyzer = ConsoleAnalyzer()
+        self.analyzer = ConsoleAnalyzer()          # the whole run: findings outside any job
+        self.job_analyzer: ConsoleAnalyzer | None = None
+        self.window_start = 0
         self.stream = vm.ConsoleStream(run_dir / "console.log", self._feed)
         self.vm: vm.Vm | None = None
         self.guest: Guest | None = None
@@ -133,11 +149,31 @@ class Session:
         self.vm_dir.mkdir(mode=0o700, exist_ok=True)
 
     def _feed(self, text: str) -> None:
-        self.analyzer.feed(text)      # called with stream.cond held: findings stay consistent
+        # Called by the console tail with stream.cond held, so findings stay consistent.
+        self.analyzer.feed(text)
+        if self.job_analyzer:
+            self.job_analyzer.feed(text)
 
-    def findings_between(self, first: int, last: int | None = None) -> list[Finding]:
+    def open_window(self) -> int:
+        """Start a job's console window: a fresh analyzer, so a report that repeats an
+        earlier job's title is still this job's finding. Returns the last line before it."""
         with self.stream.cond:
-            return [f for f in self.analyzer.findings if f.line > first and (last is None or f.line <= last)]
+            self.job_analyzer = ConsoleAnalyzer()
+            self.window_start = self.stream.lines
+            return self.window_start
+
+    def window_findings(self, until: int | None = None) -> list[Finding]:
+        """Findings of the open window (lines of console.log), up to line `until`."""
+        with self.stream.cond:
+            if not self.job_analyzer:
+                return []
+            found = [dataclasses.replace(f, line=f.line + self.window_start) for f in self.job_analyzer.findings]
+        return [f for f in found if until is None or f.line <= until]
+
+    def close_window(self) -> None:
+        with self.stream.cond:
+            if self.job_analyzer:
+                self.job_analyzer.finish()
 
     # -- boot
 
@@ -282,6 +318,16 @@ class Session:
         return None
 
 
+def _check_disk_room(cfg: RunConfig, where: Path) -> None:
+    """The test and scratch disks are sparse, but a job may fill them: the host must be able to hold both."""
+    need = 2 * config.size_bytes(cfg.vm.disk_size)
+    st = os.statvfs(where)
+    free = st.f_bavail * st.f_frsize
+    if need > free:
+        raise UserError(f"{cfg.path}: vm.disk_size: two disks of {cfg.vm.disk_size} need {need >> 30} GiB but "
+                        f"{where} has {free >> 30} GiB free; lower vm.disk_size or point `results:` elsewhere")
+
+
 # ---------------------------------------------------------------- one job
 
 def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
@@ -297,15 +343,15 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     except InfraError as e:
         return JobResult(job, judge(None, [], expect=job.test.expect, error=str(e)), None, job_dir)
 
-    start_line = s.stream.lines
-    argv = [remote, *job.test.args] if job.test.source else ["sh", remote, TEST_MNT, *job.test.args]
+    start_line = s.open_window()
+    argv = [remote, *job.args] if job.test.source else ["sh", remote, TEST_MNT, *job.args]
     workdir = f"{TEST_MNT}/{job.id}"
     cmd = shlex.join([f"{GUEST_DIR}/run-job", job.id, workdir, *argv])
 
     last_ping = [time.monotonic()]
 
     def check_abort() -> str | None:
-        for f in s.findings_between(start_line):
+        for f in s.window_findings():
             if f.kind in ("hang", "crash"):
                 return f"{f.kind}: {f.title}"
         if s.vm and not s.vm.alive():
@@ -317,7 +363,7 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
                 return f"hang: guest stopped answering (console silent and no ssh reply for {LIVENESS_PERIOD} s)"
         return None
 
-    outcome = guest.run(cmd, timeout=job.test.timeout, stdout_path=job_dir / "stdout",
+    outcome = guest.run(cmd, timeout=job.timeout, stdout_path=job_dir / "stdout",
                         stderr_path=job_dir / "stderr", check_abort=check_abort)
     trouble = outcome.exit_status is None
     if trouble:
@@ -326,13 +372,13 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
         # The end marker is written before the command returns; let the console catch up.
         s.stream.wait(lambda: f"end {job.id}" in s.stream.marks, 10)
     end_line = s.stream.marks.get(f"end {job.id}") if not trouble else None
-    findings = s.findings_between(start_line, end_line)
+    s.close_window()
+    findings = s.window_findings(end_line)
     _write_window(s, start_line, job_dir / "console.txt")
     if trouble:
         ui.info(f"{job.id}: {outcome.aborted or outcome.lost or 'timed out'}; restarting the guest")
         s.stop()
-    verdict = judge(outcome, findings, expect=job.test.expect, warn_is_failure=warn_fail,
-                    timeout=job.test.timeout)
+    verdict = judge(outcome, findings, expect=job.test.expect, warn_is_failure=warn_fail, timeout=job.timeout)
     m = _TIME_LINE.search(outcome.stderr)
     guest_seconds = float(m.group(2)) - float(m.group(1)) if m else None
     return JobResult(job, verdict, outcome, job_dir, guest_seconds, (start_line + 1, end_line or s.stream.lines))
@@ -390,6 +436,7 @@ def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
 
 
 def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str) -> int:
+    _check_disk_room(cfg, results.results_root(cfg))
     run_dir = results.new_run_dir(cfg, label)
     ui.stage(f"run {run_dir}")
     started = time.time()
@@ -421,15 +468,15 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
     return results.exit_status(job_results, jobs)
 
 
-def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None) -> int:
-    jobs, skipped = plan(cfg, catalogue.load(), tests=only, repeat=repeat)
+def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None) -> int:
+    jobs, skipped = plan(cfg, catalogue.load(), tests=only, repeat=repeat, duration=duration)
     return run_jobs(cfg, jobs, skipped, accel, cfg.name)
 
 
-def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None) -> int:
+def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, duration=None) -> int:
     cat = catalogue.load()
     test = catalogue.lookup(cat, name)
-    jobs, skipped = plan(cfg, cat, tests=[name], variants=fs, repeat=repeat)
+    jobs, skipped = plan(cfg, cat, tests=[name], variants=fs, repeat=repeat, duration=duration)
     if not jobs:
         reasons = "; ".join(r for _, _, r in skipped)
         raise UserError(f"{name} applies to none of the chosen variants: {reasons}")
@@ -441,7 +488,7 @@ def cmd_list(cfg: RunConfig) -> int:
     jobs, skipped = plan(cfg, cat)
     ui.out(f"{cfg.name}: {len(jobs)} job(s)")
     for j in jobs:
-        ui.out(f"  {j.variant.name:12} {j.name:40} timeout {j.test.timeout}s expect {j.test.expect}")
+        ui.out(f"  {j.variant.name:12} {j.name:40} timeout {j.timeout}s expect {j.test.expect}")
     for v, t, why in skipped:
         ui.out(f"  {v.name:12} {t.name:40} not applicable: {why}")
     ui.out("")
@@ -452,6 +499,7 @@ def cmd_list(cfg: RunConfig) -> int:
 
 
 def cmd_shell(cfg: RunConfig, accel=None) -> int:
+    _check_disk_room(cfg, results.results_root(cfg))
     run_dir = results.new_run_dir(cfg, f"{cfg.name}-shell")
     k, img = _prepare_artifacts(cfg, run_dir)
     session = Session(cfg, run_dir, k, img, accel)

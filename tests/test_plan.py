@@ -69,3 +69,31 @@ def test_list_shows_jobs_and_catalogue():
     assert p.returncode == 0, p.stderr
     assert "ext4         zero-range-basic" in p.stdout
     assert "insert-range-cow-eof" in p.stdout
+
+
+def _config_with(tmp_path, extra: str):
+    text = (config.REPO / "configs/default.yaml").read_text() + extra
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("results: /proc/kharness-results\n", "results: cannot write to /proc/kharness-results"),
+    ("vm: {disk_size: 1G}\n", "vm: given twice; keep one"),
+])
+def test_run_refuses_bad_results_dir_and_duplicate_keys(tmp_path, extra, message):
+    p = harness("run", "-c", _config_with(tmp_path, extra))
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], p.stderr
+
+
+def test_disk_size_the_host_cannot_hold(tmp_path):
+    text = (config.REPO / "configs/default.yaml").read_text().replace("  memory: 2G", "  memory: 2G\n  disk_size: 900000G")
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    r = harness("run", "-c", str(p))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert "vm.disk_size: two disks of 900000G need 1800000 GiB" in r.stderr
