@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness.py: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `./harness.py list | head`
+        sys.stderr.close()
+        return 0
 
 
 def _dispatch(args) -> int:

@@ -21,10 +21,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
+class DebianPackage:
+    """A kernel source from a Debian package (issue 9): its .deb holds usr/src/<package>.tar.xz."""
+    package: str                        # linux-source-7.2
+    suite: str = "sid"                  # a suite of the host's own Debian mirror: sid, trixie, bookworm-backports
+    version: str | None = None          # pin e.g. 7.2.13-1; default: the suite's current version
+
+
+@dataclass
 class KernelConfig:
     """Where the kernel comes from and how it is configured (issue 2)."""
     tarball: str | None = None          # /usr/src/linux-source-6.12.tar.xz
     git: str | None = None              # path of a git tree (never modified)
+    debian: DebianPackage | None = None  # {package: linux-source-7.2, suite: sid}, fetched with apt into the cache
     ref: str = "HEAD"                   # branch, tag or commit in `git`
     series: list[str] = field(default_factory=list)      # patches/<name>/ applied in order
     base_config: str = "tinyconfig"     # tinyconfig | defconfig | path to a .config
@@ -171,8 +180,9 @@ def load(path: str | Path) -> RunConfig:
 
 def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
     k = cfg.kernel
-    if bool(k.tarball) + bool(k.git) != 1:
-        raise UserError(f"{path}: kernel: give exactly one source, `kernel.tarball: FILE` or `kernel.git: PATH`")
+    if bool(k.tarball) + bool(k.git) + bool(k.debian) != 1:
+        raise UserError(f"{path}: kernel: give exactly one source, `kernel.tarball: FILE`, `kernel.git: PATH` "
+                        f"or `kernel.debian: {{package: linux-source-7.2, suite: sid}}`")
     for label, value in (("image.size", cfg.image.size), ("vm.disk_size", cfg.vm.disk_size),
                          ("vm.memory", cfg.vm.memory)):
         if not _SIZE.match(value):

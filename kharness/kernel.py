@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, proc, ui
+from . import cache, debsrc, proc, ui
 from .config import REPO, KernelConfig, repo_path
 from .errors import InfraError, UserError
 
@@ -203,7 +203,15 @@ class Source:
     base_commit: str | None  # the user's commit (git) or None until imported (tarball)
 
 
-def resolve_source(k: KernelConfig) -> Source:
+def resolve_source(k: KernelConfig, log: Path | None = None) -> Source:
+    if k.debian:
+        d = k.debian
+        deb = debsrc.cached(d.package, d.suite, d.version)
+        if deb is None:         # only then is there something to show (apt update, download)
+            with ui.progress(f"Debian {d.suite} {d.package}") as p:
+                deb = debsrc.fetch(d.package, d.suite, log or cache.cache_root() / "debian" / "fetch.log", p,
+                                   version=d.version)
+        return Source(f"deb-{deb.package}-{deb.version}", deb.description(), None)
     if k.tarball:
         path = Path(k.tarball).expanduser()
         if not path.is_file():
@@ -233,17 +241,18 @@ def _import_source(k: KernelConfig, src: Source, log: Path) -> tuple[Path, str]:
         if base_file.exists():
             return repo, src.base_commit or base_file.read_text().strip()
         with cache.publishing("src", src.id) as tmp:
-            if k.tarball:
+            tarball = src.description.get("tarball")       # kernel.tarball, or the one kernel.debian fetched
+            if tarball:
                 with ui.progress("unpacking kernel tarball") as p:
-                    p.update(Path(k.tarball).name)
-                    proc.run(["tar", "-xf", Path(k.tarball).expanduser(), "-C", tmp, "--strip-components=1"], log)
+                    p.update(Path(tarball).name)
+                    proc.run(["tar", "-xf", Path(tarball), "-C", tmp, "--strip-components=1"], log)
                     p.update("committing it to a scratch git repo")
                     proc.run(["git", "init", "-q", tmp], log)
                     # Debian's linux-source tarballs carry a top-level .gitignore with `/*`
                     # (packaging leftovers): plain `git add -A` would add nothing.
                     proc.run(["git", "-C", tmp, "add", "-f", "-A"], log)
                     proc.run(["git", "-C", tmp, "commit", "-q", "--no-verify", "-m",
-                              f"import {Path(k.tarball).name}"], log, env=GIT_IDENT)
+                              f"import {Path(tarball).name}"], log, env=GIT_IDENT)
                 base = proc.capture(["git", "-C", tmp, "rev-parse", "HEAD"]).strip()
             else:
                 with ui.progress("cloning kernel tree into the cache") as p:
@@ -338,9 +347,9 @@ def build_kernel(k: KernelConfig, log_dir: Path, series_override: list[str] | No
     if k.base_config not in BASE_TARGETS and not repo_path(k.base_config).is_file():
         raise UserError(f"kernel.base_config: {k.base_config!r} is neither {'/'.join(BASE_TARGETS)} nor a file")
     compiler = _compiler_version(k.cc)
-    src = resolve_source(k)
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "kernel-build.log"
+    src = resolve_source(k, log)
 
     by_input = cache.entry("kernels", "by-input") / _input_key(k, src, series, compiler)
     if by_input.exists() and (art := load_artifact(by_input.read_text().strip())):

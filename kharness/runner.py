@@ -425,7 +425,8 @@ def _write_window(s: Session, start_line: int, dest: Path, max_bytes: int = 2 <<
 # ---------------------------------------------------------------- commands
 
 def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
-    ui.stage(f"kernel ({cfg.kernel.tarball or cfg.kernel.git})")
+    k = cfg.kernel
+    ui.stage(f"kernel ({k.tarball or k.git or f'Debian {k.debian.suite} {k.debian.package}'})")
     k, hit = kernel.build_kernel(cfg.kernel, run_dir)
     ui.info(f"{'cache hit' if hit else 'built'}: {k.release} ({k.dir})")
     ui.stage("guest image")

@@ -56,6 +56,8 @@ def test_run_passes_and_writes_junit(default_run):
         assert props["series"] == "kharness-id"
         assert props["accel"].split()[0] in ("kvm", "tcg")
         assert len(props["head_commit"]) == 40
+    # vm.cpus: 2 must mean two CPUs in the guest (races need them; a tinyconfig guest without ACPI gets one).
+    assert "smp: Brought up 1 node, 2 CPUs" in (run_dir / "console.log").read_text()
 
 
 def test_zero_range_job_ran_in_the_guest(default_run):
