@@ -305,7 +305,7 @@ class Session:
         mkfs += shlex.split(v.mkfs) + [TEST_DEV]
         mount = ["mount", "-t", v.fstype] + shlex.split(v.mount) + [TEST_DEV, TEST_MNT]
         cmd = (f"umount {TEST_MNT} 2>/dev/null; {shlex.join(mkfs)} && mkdir -p {TEST_MNT} && "
-               f"{{ {shlex.join(mount)} || exit 77; }}")
+               f"{{ {shlex.join(mount)} || {{ dmesg | tail -n 1 >&2; exit 77; }}; }}")
         out = guest.run(cmd, timeout=300, stdout_path=None, stderr_path=None)
         with open(log, "a") as f:
             f.write(f"$ {cmd}\n{out.stdout}{out.stderr}[exit {out.exit_status}]\n")
