@@ -286,6 +286,8 @@ class Session:
     def close(self) -> None:
         self.stop()
         self.stream.close()
+        for disk in self.vm_dir.glob("*.img"):    # scratch disks: fresh per boot, worthless after
+            disk.unlink()
 
     # -- per job set-up
 

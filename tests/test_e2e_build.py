@@ -55,16 +55,16 @@ def test_default_build_then_cache_hit(tmp_path):
 
 def test_a_changed_patch_rebuilds_incrementally(tmp_path, patches):
     format_patch(patches, "e2e-extra", "e2e: second localversion",
-                 {"localversion-e2e": (None, "-e2e\n")})
+                 {"localversion-zz-e2e": (None, "-e2e\n")})
     k = config.KernelConfig(**{**DEFAULT.__dict__, "series": ["kharness-id", "e2e-extra"]})
     first, _ = kernel.build_kernel(k, tmp_path)
     assert first.release.endswith("-kharness-e2e")
-    format_patch(patches, "e2e-extra2", "e2e: changed localversion", {"localversion-e2e": (None, "-e2f\n")})
+    format_patch(patches, "e2e-extra2", "e2e: changed localversion", {"localversion-zz-e2e": (None, "-e2f\n")})
     k2 = config.KernelConfig(**{**DEFAULT.__dict__, "series": ["kharness-id", "e2e-extra2"]})
     second, hit = kernel.build_kernel(k2, tmp_path)
     assert not hit and second.key != first.key
     assert second.release.endswith("-kharness-e2f")
-    # Incremental: the output tree is reused, so only what the release string touches recompiles.
+    # Incremental: the output tree is reused (localversion* files sort by name: -kharness, then -e2e), so only what the release string touches recompiles.
     assert second.meta["objects_compiled"] < 100, second.meta["objects_compiled"]
 
 
