@@ -150,9 +150,14 @@ class Session:
 
     def _feed(self, text: str) -> None:
         # Called by the console tail with stream.cond held, so findings stay consistent.
-        self.analyzer.feed(text)
-        if self.job_analyzer:
-            self.job_analyzer.feed(text)
+        try:
+            self.analyzer.feed(text)
+            if self.job_analyzer:
+                self.job_analyzer.feed(text)
+        except Exception as e:  # an analyzer bug must not stop console capture; say it loudly
+            ui.warn(f"console analyzer failed ({type(e).__name__}: {e}); findings after "
+                    f"console.log line {self.stream.lines} are missing")
+            self.analyzer = self.job_analyzer = _NullAnalyzer()
 
     def open_window(self) -> int:
         """Start a job's console window: a fresh analyzer, so a report that repeats an
@@ -318,6 +323,11 @@ class Session:
             raise InfraError(f"setting up variant {v.name} failed: {(out.stderr or out.lost or '').strip()[-300:]}")
         self.mounted = v
         return None
+
+
+class _NullAnalyzer(ConsoleAnalyzer):
+    def feed(self, text: str) -> list[Finding]:
+        return []
 
 
 def _check_disk_room(cfg: RunConfig, where: Path) -> None:
