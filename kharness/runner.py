@@ -144,6 +144,7 @@ class Session:
         self.last_boot_error: str | None = None
         self.boot_seconds: list[float] = []
         self.mounted: Variant | None = None
+        self.cannot_mount: dict[str, str] = {}
         self.uploads: dict[str, Path] = {}
         self.vm_dir = run_dir / "vm"
         self.vm_dir.mkdir(mode=0o700, exist_ok=True)
@@ -308,6 +309,8 @@ class Session:
         """mkfs + mount the test disk for variant v; returns a skip reason if the kernel cannot."""
         if self.mounted == v:
             return None
+        if v.name in self.cannot_mount:       # same kernel all run long: do not ask again
+            return self.cannot_mount[v.name]
         mkfs = ["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]
         mkfs += shlex.split(v.mkfs) + [TEST_DEV]
         mount = ["mount", "-t", v.fstype] + shlex.split(v.mount) + [TEST_DEV, TEST_MNT]
@@ -318,7 +321,9 @@ class Session:
             f.write(f"$ {cmd}\n{out.stdout}{out.stderr}[exit {out.exit_status}]\n")
         if out.exit_status == 77:
             why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "mount failed"
-            return f"variant {v.name}: this kernel cannot mount {v.fstype} with {v.mount or 'default options'!r}: {why}"
+            self.cannot_mount[v.name] = (f"variant {v.name}: this kernel cannot mount {v.fstype} with "
+                                         f"{v.mount or 'default options'!r}: {why}")
+            return self.cannot_mount[v.name]
         if out.exit_status != 0:
             raise InfraError(f"setting up variant {v.name} failed: {(out.stderr or out.lost or '').strip()[-300:]}")
         self.mounted = v
