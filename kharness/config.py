@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .fstests import FstestsConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,6 +84,7 @@ class RunConfig:
     repeat: int = 1
     warn_is_failure: bool = True
     results: str = "results"
+    fstests: FstestsConfig | None = None    # fstests in the guest (kharness/fstests.py)
     path: Path | None = None            # the file this came from (not a YAML key)
 
 
@@ -198,6 +200,9 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
         seen.add(v.name)
         if v.fstype not in ("ext4", "xfs"):
             raise UserError(f"{path}: variants[{v.name}].fstype: {v.fstype!r} is not supported (ext4 or xfs)")
+    if cfg.fstests:
+        from . import fstests
+        fstests.check_config(cfg, path)
 
 
 def size_bytes(size: str) -> int:

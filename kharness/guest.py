@@ -106,6 +106,9 @@ class Guest:
                     err_tail = (err_tail + data)[-4096:]
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     status = chan.recv_exit_status()
+                    if status == -1:   # paramiko: the channel closed without an exit status
+                        return Outcome(None, time.monotonic() - start, lost="ssh channel closed without an exit status",
+                                       stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
                     return Outcome(status, time.monotonic() - start,
                                    stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
                 elapsed = time.monotonic() - start

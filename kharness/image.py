@@ -58,6 +58,15 @@ class ImageArtifact:
     recipe_files: tuple     # names of the kvm/ files hashed into the key
 
 
+@dataclass(frozen=True)
+class ImageExtra:
+    """What a suite adds to the base recipe (fstests: its build deps and the built tree)."""
+    name: str                               # "fstests"
+    packages: tuple[str, ...]               # debootstrap --include'd on top of kvm/packages.txt
+    key: str                                # identifies what customize() installs (hashed into the image key)
+    customize: Callable[[Path, Path, Callable[[str], None]], None]   # (root, log, say), before packing
+
+
 # --- recipe ------------------------------------------------------------------------------
 
 def host_suite(os_release: Path | None = None) -> str:
@@ -144,9 +153,12 @@ def load_image(key: str) -> ImageArtifact | None:
 
 # --- build ---------------------------------------------------------------------------------
 
-def build_image(cfg: ImageConfig, log: Path, progress: Progress = None) -> tuple[ImageArtifact, bool]:
+def build_image(cfg: ImageConfig, log: Path, progress: Progress = None,
+                extra: ImageExtra | None = None) -> tuple[ImageArtifact, bool]:
     """The image for cfg, from the cache or built now; returns (artifact, cache_hit)."""
     recipe = _recipe_bytes()        # read once: the image built is the one the key names
+    if extra:
+        recipe[f"extra:{extra.name}"] = "\n".join([extra.key, *extra.packages]).encode()
     key = _key_of(cfg, recipe)
     art = load_image(key)
     if art:
@@ -159,7 +171,7 @@ def build_image(cfg: ImageConfig, log: Path, progress: Progress = None) -> tuple
         _preflight(resolve_suite(cfg))
         _sweep_stale(key, Path(log))
         with cache.publishing(KIND, key) as tmp:
-            _build_into(tmp, key, cfg, recipe, Path(log), say)
+            _build_into(tmp, key, cfg, recipe, Path(log), say, extra)
     art = load_image(key)
     if art is None:
         raise InfraError(f"image {key[:12]} was built but is not readable in {cache.entry(KIND, key)}")
@@ -196,11 +208,12 @@ def _preflight(suite: str) -> None:
 
 
 def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes], log: Path,
-                say: Callable[[str], None]) -> None:
+                say: Callable[[str], None], extra: ImageExtra | None = None) -> None:
     t0 = time.monotonic()
     os.chmod(tmp, 0o755)
     suite = resolve_suite(cfg)
     pkgs = parse_packages(recipe["packages.txt"].decode(), str(KVM_DIR / "packages.txt"))
+    pkgs += [p for p in (extra.packages if extra else ()) if p not in pkgs]
     root = tmp / "root"
     try:
         say(f"debootstrap {suite} with {len(pkgs)} packages (a minute or more)")
@@ -218,6 +231,8 @@ def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes],
 
         say("installing kharness init, sshd config and keys")
         _customize(root, recipe, tmp, log)
+        if extra:
+            extra.customize(root, log, say)
         host_key_pub = _pub_line(_in(root, "etc/ssh/ssh_host_ed25519_key.pub").read_text())
         proc.run([_tool("chroot"), str(root), "/usr/sbin/sshd", "-t", "-f", "/etc/ssh/sshd_config"], log)
         # /run is a tmpfs in the guest: leave the directory empty.

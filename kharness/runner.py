@@ -11,6 +11,7 @@ next job gets a freshly booted guest: one deadlock never poisons later jobs.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import shlex
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalogue, config, image, kernel, results, ui, vm
+from . import catalogue, config, fstests, image, kernel, results, ui, vm
 from .catalogue import Reproducer
 from .config import RunConfig, Variant
 from .console import ConsoleAnalyzer, Finding
@@ -382,6 +383,8 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
 
     outcome = guest.run(cmd, timeout=job.timeout, stdout_path=job_dir / "stdout",
                         stderr_path=job_dir / "stderr", check_abort=check_abort)
+    if outcome.lost and s.vm and not s.vm.alive():
+        outcome.aborted = "crash: QEMU exited during the job (the guest panicked or was killed)"
     trouble = outcome.exit_status is None
     if trouble:
         _collect_evidence(s, guest, job_dir)
@@ -464,10 +467,12 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
     interrupted = False
     try:
         kernel_art, image_art = _prepare_artifacts(cfg, run_dir)
-        session = Session(cfg, run_dir, kernel_art, image_art, accel)
+        fst = fstests.Suite.prepare(cfg, run_dir, jobs)      # the image with fstests built in, or why not
+        session = Session(cfg, run_dir, kernel_art, fst.image or image_art, accel)
         ui.stage(f"{len(jobs)} job(s)")
-        for job in jobs:
-            r = execute(session, job, run_dir / "jobs" / job.variant.name / job.name.replace("#", "."))
+        repro = (execute(session, j, run_dir / "jobs" / j.variant.name / j.name.replace("#", "."))
+                 for j in jobs if not fstests.is_fstests(j))
+        for r in itertools.chain(repro, fst.run(session, jobs)):
             job_results.append(r)
             ui.info(results.one_line(r))
             results.write_job(r)
@@ -487,11 +492,22 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
 
 
 def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None) -> int:
-    jobs, skipped = plan(cfg, catalogue.load(), tests=only, repeat=repeat, duration=duration)
-    return run_jobs(cfg, jobs, skipped, accel, cfg.name)
+    only_repro, only_fst = fstests.split_only(only)      # generic/363, "fstests" -> fstests
+    jobs, skipped = [], []
+    if cfg.tests if only_repro is None else only_repro:
+        jobs, skipped = plan(cfg, catalogue.load(), tests=only_repro, repeat=repeat, duration=duration)
+    fjobs, fskipped = fstests.plan(cfg, only_fst, repeat=repeat)
+    if not (jobs or fjobs or skipped or fskipped):
+        raise UserError(f"{cfg.path}: tests: nothing to run (no tests, no fstests.tests, or --only matched none)")
+    return run_jobs(cfg, jobs + fjobs, skipped + fskipped, accel, cfg.name)
 
 
 def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, duration=None) -> int:
+    if fstests.is_selector(name):                          # an fstests test by name: generic/363
+        jobs, skipped = fstests.plan(cfg, [name], variants=fs, repeat=repeat)
+        if not jobs:
+            raise UserError(f"{name} applies to none of the chosen variants: {'; '.join(r for _, _, r in skipped)}")
+        return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{name.replace('/', '-')}")
     cat = catalogue.load()
     test = catalogue.lookup(cat, name)
     jobs, skipped = plan(cfg, cat, tests=[name], variants=fs, repeat=repeat, duration=duration)
@@ -503,12 +519,19 @@ def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, durat
 
 def cmd_list(cfg: RunConfig) -> int:
     cat = catalogue.load()
-    jobs, skipped = plan(cfg, cat)
+    jobs, skipped = plan(cfg, cat) if cfg.tests else ([], [])
     ui.out(f"{cfg.name}: {len(jobs)} job(s)")
     for j in jobs:
         ui.out(f"  {j.variant.name:12} {j.name:40} timeout {j.timeout}s expect {j.test.expect}")
     for v, t, why in skipped:
         ui.out(f"  {v.name:12} {t.name:40} not applicable: {why}")
+    fjobs, fskipped = fstests.plan(cfg)
+    if fjobs or fskipped:
+        ui.out(f"fstests: {len(fjobs)} test run(s)")
+        for j in fjobs:
+            ui.out(f"  {j.variant.name:12} {j.name:40} watchdog {j.timeout}s without check.time history")
+        for v, t, why in fskipped:
+            ui.out(f"  {v.name:12} {t.name:40} not run: {why}")
     ui.out("")
     ui.out("reproducers (./harness.py repro NAME):")
     for t in cat.values():

@@ -29,8 +29,10 @@ def _case(r) -> TestCase:
                   elapsed_sec=r.outcome.duration if r.outcome else None,
                   stdout=_read(r.dir / "stdout"), stderr=_read(r.dir / "stderr"))
     evidence = "\n\n".join(f"{f.title} (console.log line {f.line}, seen {f.count}x)\n{f.report}" for f in v.findings)
+    detail = getattr(r, "detail", "")     # fstests: .out.bad diff head and finding titles
     if v.status in ("fail", "hang", "crash", "warn"):
-        tc.add_failure_info(message=v.message, output=evidence or v.message, failure_type=v.status)
+        tc.add_failure_info(message=v.message, output="\n\n".join(x for x in (detail, evidence) if x) or v.message,
+                            failure_type=v.status)
     elif v.status == "error":
         tc.add_error_info(message=v.message.splitlines()[0] if v.message else "error", output=v.message)
     elif v.status == "skip":

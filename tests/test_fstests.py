@@ -1,0 +1,670 @@
+"""fstests support, fast: local.config rendering, selectors and groups, the xunit/check output
+parsers and the verdict combination, on output captured from real runs (tests/data/fstests/)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from kharness import fstests
+from kharness.config import Variant
+from kharness.console import Finding, analyze
+from kharness.errors import UserError
+
+DATA = Path(__file__).resolve().parent / "data" / "fstests"
+
+EXT4_4K = Variant("ext4_4k", "ext4", mkfs="-b 4096")
+EXT4_IOMAP = Variant("ext4_iomap", "ext4", mount="-o buffered_iomap")
+XFS_4K = Variant("xfs_4k", "xfs")
+XFS_REFLINK = Variant("xfs-reflink", "xfs", mkfs="-m reflink=1")
+
+HANG = Finding(kind="hang", type="HANG", title="INFO: task hung in ext4_writepages", line=120, report="INFO: task ...")
+WARN = Finding(kind="warn", type="WARNING", title="WARNING in iomap_zero_iter", line=130, report="WARNING: ...")
+CRASH = Finding(kind="crash", type="BUG", title="kernel BUG in xfs_bmapi_write", line=140, report="kernel BUG at ...")
+
+
+def sections(text: str) -> dict[str, dict[str, str]]:
+    """Parse local.config the way fstests' parse_config_section reads it: [name] then KEY=value."""
+    out: dict[str, dict[str, str]] = {}
+    cur = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            cur = out.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        assert cur is not None, f"option outside a section: {line}"
+        assert " " not in key
+        if value[:1] in "\"'":
+            assert value[-1] == value[0], line
+            value = value[1:-1]
+        assert '"' not in value and "'" not in value, line
+        cur[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- local.config
+
+def test_local_config_one_section_per_variant():
+    text = fstests.render_local_config([EXT4_4K, EXT4_IOMAP, XFS_4K, XFS_REFLINK], origin="source: /src/fstests")
+    s = sections(text)
+    assert list(s) == ["ext4_4k", "ext4_iomap", "xfs_4k", "xfs_reflink"]    # '-' is not allowed in a section name
+    for sec in s.values():
+        assert sec["TEST_DEV"] == "/dev/vdb" and sec["TEST_DIR"] == "/mnt/test"
+        assert sec["SCRATCH_DEV"] == "/dev/vdc" and sec["SCRATCH_MNT"] == "/mnt/scratch"
+        assert sec["KEEP_DMESG"] == "yes"
+    assert s["ext4_4k"]["FSTYP"] == "ext4" and s["ext4_4k"]["MKFS_OPTIONS"] == "-b 4096"
+    assert "MOUNT_OPTIONS" not in s["ext4_4k"]          # unset: fstests' own defaults (acl,user_xattr)
+    assert s["ext4_iomap"]["MOUNT_OPTIONS"] == "-o buffered_iomap"
+    assert s["ext4_iomap"]["TEST_FS_MOUNT_OPTS"] == "-o buffered_iomap"   # generic/363 only uses TEST_DEV
+    assert "MKFS_OPTIONS" not in s["xfs_4k"]
+    assert s["xfs_reflink"] == {**s["xfs_reflink"], "FSTYP": "xfs", "MKFS_OPTIONS": "-m reflink=1"}
+    assert "source: /src/fstests" in text.splitlines()[0]
+
+
+def test_local_config_single_section_for_a_run():
+    s = sections(fstests.render_local_config([XFS_4K]))
+    assert list(s) == ["xfs_4k"]
+
+
+def test_section_names():
+    assert fstests.section_name("xfs-reflink.v2") == "xfs_reflink_v2"
+    assert fstests.section_name("ext4_4k") == "ext4_4k"
+
+
+# ---------------------------------------------------------------- selectors, groups, plan
+
+def test_selectors():
+    assert fstests.parse_selector("generic/363") == ("test", "generic/363")
+    assert fstests.parse_selector("-g zero") == ("group", "zero")
+    assert fstests.parse_selector("zero") == ("group", "zero")
+    assert fstests.parse_selector("-g xfs/quick") == ("group", "xfs/quick")
+    with pytest.raises(UserError, match="neither a test"):
+        fstests.parse_selector("generic 363")
+    assert fstests.is_selector("generic/363") and fstests.is_selector("fstests") and fstests.is_selector("-g zero")
+    assert not fstests.is_selector("zero-range-basic")
+    assert fstests.split_only(None) == (None, None)
+    assert fstests.split_only(["zero-range-basic", "generic/363"]) == (["zero-range-basic"], ["generic/363"])
+    assert fstests.split_only(["fstests"]) == ([], ["fstests"])
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A miniature fstests tree: new-style _begin_fstest headers, one old-style group file."""
+    t = tmp_path / "fstests"
+    for d in ("common", "tests/generic", "tests/xfs", "tests/ext4", "tests/btrfs"):
+        (t / d).mkdir(parents=True)
+    (t / "check").write_text("#!/bin/bash\n")
+    heads = {"generic/008": "rw auto quick prealloc zero", "generic/363": "rw auto",
+             "generic/255": "auto quick prealloc punch", "xfs/131": "auto quick clone zero",
+             "ext4/001": "auto prealloc quick zero", "btrfs/001": "auto quick zero"}
+    for name, groups in heads.items():
+        (t / "tests" / f"{name}").write_text(f"#! /bin/bash\n. ./common/preamble\n_begin_fstest {groups}\n")
+        (t / "tests" / f"{name}.out").write_text(f"QA output created by {name.split('/')[1]}\n")
+    return t
+
+
+def test_expand_groups_per_fstype(tree):
+    tests, na = fstests.expand(tree, ["generic/363", "-g zero"], "xfs")
+    assert tests == ["generic/363", "generic/008", "xfs/131"]
+    assert na == []
+    tests, na = fstests.expand(tree, ["generic/363", "zero", "xfs/131"], "ext4")
+    assert tests == ["generic/363", "generic/008", "ext4/001"]
+    assert na and na[0][0] == "xfs/131" and "this variant is ext4" in na[0][1]
+    assert fstests.expand(tree, ["-g xfs/zero"], "ext4")[0] == ["xfs/131"]
+
+
+def test_expand_old_style_group_file(tree):
+    (tree / "tests" / "generic" / "group").write_text("# comment\n008 rw auto zero\n363 rw auto\n")
+    assert fstests.expand(tree, ["-g zero"], "ext4")[0] == ["generic/008", "ext4/001"]
+
+
+def test_expand_errors(tree):
+    with pytest.raises(UserError, match="no such test"):
+        fstests.expand(tree, ["generic/999"], "xfs")
+    with pytest.raises(UserError, match="empty or not defined"):
+        fstests.expand(tree, ["-g nosuchgroup"], "xfs")
+
+
+class Cfg:
+    def __init__(self, fst, variants, repeat=1):
+        self.fstests, self.variants, self.repeat, self.path = fst, variants, repeat, Path("x.yaml")
+        self.warn_is_failure = True
+
+
+def test_plan_jobs_expunge_and_order(tree, monkeypatch):
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    fst = fstests.FstestsConfig(source=str(tree), tests=["generic/363", "-g zero"],
+                                expunge=[fstests.FstestsExpunge(tests=["generic/008"], variants=["xfs_4k"],
+                                                                reason="slow")])
+    jobs, skipped = fstests.plan(Cfg(fst, [EXT4_4K, XFS_4K]), repeat=2)
+    by = [(j.variant.name, j.iteration, j.test.name) for j in jobs]
+    assert by[:3] == [("ext4_4k", 1, "generic/363"), ("ext4_4k", 1, "generic/008"), ("ext4_4k", 1, "ext4/001")]
+    assert ("xfs_4k", 2, "xfs/131") in by and ("xfs_4k", 1, "generic/008") not in by
+    assert [(v.name, t.name, why) for v, t, why in skipped] == [("xfs_4k", "generic/008", "expunged in the config: slow")]
+    assert all(fstests.is_fstests(j) for j in jobs)
+    assert jobs[0].id == "ext4_4k.generic/363.1" and jobs[0].name == "generic/363#1"
+    # --only / repro: a test by name, on the chosen variants
+    jobs, _ = fstests.plan(Cfg(fst, [EXT4_4K, XFS_4K]), only=["generic/255"], variants=["xfs_4k"])
+    assert [(j.variant.name, j.test.name) for j in jobs] == [("xfs_4k", "generic/255")]
+    assert fstests.plan(Cfg(fst, [EXT4_4K]), only=[]) == ([], [])
+
+
+def test_plan_without_source_makes_error_jobs(monkeypatch):
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    jobs, _ = fstests.plan(Cfg(fstests.FstestsConfig(tests=["generic/363"]), [EXT4_4K]))
+    assert [j.test.name for j in jobs] == ["generic/363"]
+    with pytest.raises(fstests.Unavailable, match=r"fstests\.source"):
+        fstests.resolve_source(fstests.FstestsConfig())
+
+
+def test_unavailable_suite_errors_every_job(tmp_path, monkeypatch):
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    cfg = Cfg(fstests.FstestsConfig(tests=["generic/363"]), [EXT4_4K, XFS_4K])
+    jobs, _ = fstests.plan(cfg)
+    suite = fstests.Suite.prepare(cfg, tmp_path, jobs)
+    assert suite.image is None and "fstests.source" in suite.unavailable
+    results = list(suite.run(None, jobs))
+    assert [(r.job.variant.name, r.verdict.status) for r in results] == [("ext4_4k", "error"), ("xfs_4k", "error")]
+    assert "fstests.source" in results[0].verdict.message
+
+
+def test_missing_local_source_names_the_key(tmp_path, monkeypatch, tmp_cache):
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    with pytest.raises(fstests.Unavailable, match=r"fstests\.source: .*does not exist"):
+        fstests.resolve_source(fstests.FstestsConfig(source=str(tmp_path / "nope")))
+    with pytest.raises(fstests.Unavailable, match=r"fstests\.git: cannot clone"):
+        fstests.resolve_source(fstests.FstestsConfig(git=str(tmp_path / "nope.git")))
+
+
+def test_env_overrides_source(tree, monkeypatch):
+    fstests._resolved.clear()
+    monkeypatch.setenv(fstests.ENV_SOURCE, str(tree))
+    src = fstests.resolve_source(fstests.FstestsConfig(source="/elsewhere"))
+    assert src.path == tree.resolve() and fstests.ENV_SOURCE in src.origin
+    fstests._resolved.clear()
+
+
+def test_tree_key_follows_content(tree, monkeypatch):
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    a = fstests.resolve_source(fstests.FstestsConfig(source=str(tree))).key
+    fstests._resolved.clear()
+    (tree / "tests" / "generic" / "363").write_text("changed\n")
+    b = fstests.resolve_source(fstests.FstestsConfig(source=str(tree))).key
+    fstests._resolved.clear()
+    assert a != b
+
+
+def test_check_config(tmp_path):
+    from kharness import config
+    p = tmp_path / "c.yaml"
+    base = ("name: t\nkernel: {tarball: /x.tar.xz}\nvariants:\n  - {name: ext4, fstype: ext4}\n"
+            "  - {name: xfs-reflink, fstype: xfs, mkfs: '-m reflink=1'}\n")
+    if "fstests" not in {f.name for f in __import__("dataclasses").fields(config.RunConfig)}:
+        pytest.skip("config.RunConfig has no fstests field yet (integration hook not applied)")
+    p.write_text(base + "fstests:\n  source: /src\n  tests: [generic/363, -g zero]\n"
+                 "  expunge:\n    - {tests: [generic/008], variants: [ext4], reason: slow}\n")
+    cfg = config.load(p)
+    assert cfg.fstests.tests == ["generic/363", "-g zero"] and cfg.fstests.expunge[0].reason == "slow"
+    p.write_text(base + "fstests:\n  tests: [generic/363]\n  variants: [btrfs]\n")
+    with pytest.raises(UserError, match="fstests.variants: no variant named 'btrfs'"):
+        config.load(p)
+    p.write_text(base + "fstests:\n  source: /a\n  git: /b\n")
+    with pytest.raises(UserError, match="not both"):
+        config.load(p)
+    p.write_text(base + "fstests:\n  tests: ['generic 363']\n")
+    with pytest.raises(UserError, match="neither a test"):
+        config.load(p)
+    p.write_text(base + "fstests:\n  testz: [generic/363]\n")
+    with pytest.raises(UserError, match="did you mean 'tests'"):
+        config.load(p)
+
+
+# ---------------------------------------------------------------- watchdog and console windows
+
+def test_watchdog_from_history():
+    hist = fstests.parse_check_time("generic/363 84\ngeneric/008 3\n")
+    assert hist == {"generic/363": 84.0, "generic/008": 3.0}
+    assert fstests.watchdog_for("generic/363", hist, 900) == 384           # t + 300 > 3t
+    assert fstests.watchdog_for("generic/008", hist, 900) == 303
+    assert fstests.watchdog_for("generic/127", hist, 900) == 900           # no history: the config bound
+    assert fstests.watchdog_for("x/1", {"x/1": 1000}, 900) == 3000
+    assert fstests.format_check_time(hist) == "generic/008 3\ngeneric/363 84\n"
+
+
+def test_windows_and_attribution():
+    lines = [(10, "[   50.1][ T201] run fstests generic/008 at 2026-11-26 10:00:00"),
+             (11, "something"),
+             (20, "[   60.1][ T230] run fstests generic/363 at 2026-11-26 10:00:10")]
+    starts = fstests.test_starts(lines)
+    assert starts == [(10, "generic/008"), (20, "generic/363")]
+    w = fstests.windows(starts, 5, 200)
+    assert w == {"generic/008": (5, 19), "generic/363": (20, 200)}
+    assert fstests.findings_in([HANG, WARN, CRASH], w["generic/363"]) == [HANG, WARN, CRASH]
+    assert fstests.findings_in([Finding("warn", "WARNING", "w", 12, "")], w["generic/008"])[0].line == 12
+    assert fstests.findings_in([HANG], w["generic/008"]) == []
+
+
+def test_console_tail(tmp_path):
+    p = tmp_path / "console.log"
+    p.write_text("a\nb\n")
+    t = fstests.ConsoleTail(p, 2, p.stat().st_size)
+    with open(p, "a") as f:
+        f.write("run fstests generic/363 at 2026-11-26 10:00:00\npart")
+    assert t.poll() == [(3, "run fstests generic/363 at 2026-11-26 10:00:00")]
+    with open(p, "a") as f:
+        f.write("ial\n")
+    assert t.poll() == [(4, "partial")]
+
+
+# ---------------------------------------------------------------- verdict combination
+
+def case(status, msg=""):
+    return fstests.CaseResult("generic/363", status, 84.0, msg)
+
+
+def test_combine_precedence():
+    assert fstests.combine(case("pass"), []).status == "pass"
+    v = fstests.combine(case("pass"), [HANG])                   # a pass with a hung task is a hang
+    assert (v.status, v.message) == ("hang", HANG.title)
+    assert fstests.combine(case("pass"), [WARN]).status == "warn"
+    assert fstests.combine(case("pass"), [WARN], warn_is_failure=False).status == "pass"
+    v = fstests.combine(case("fail", "- output mismatch (see x.out.bad)"), [WARN])
+    assert v.status == "fail" and v.message == "fstests: - output mismatch (see x.out.bad); kernel: WARNING in iomap_zero_iter"
+    assert fstests.combine(case("fail", "x"), [CRASH, HANG]).status == "crash"
+    v = fstests.combine(case("notrun", "ext4 does not support buffered_iomap"), [])
+    assert (v.status, v.message) == ("skip", "fstests: not run: ext4 does not support buffered_iomap")
+    assert fstests.combine(case("notrun", "x"), [HANG]).status == "hang"
+
+
+def test_combine_stopped_by_the_harness():
+    v = fstests.combine(None, [HANG], aborted=f"hang: {HANG.title}", seconds=30)
+    assert (v.status, v.message) == ("hang", HANG.title)
+    v = fstests.combine(None, [], aborted="hang: fstests watchdog: generic/363 ran past 384 s", seconds=385)
+    assert (v.status, v.message) == ("hang", "fstests watchdog: generic/363 ran past 384 s")
+    v = fstests.combine(None, [], aborted="crash: QEMU exited during the test", seconds=3)
+    assert v.status == "crash"
+
+
+# ---------------------------------------------------------------- captured real output
+
+def test_fstests_deps_are_debian_names():
+    from kharness.image import parse_packages
+    assert parse_packages("\n".join(fstests.BUILD_DEPS + fstests.RUNTIME_DEPS))
+
+
+SELF = DATA / "selftests-ext4_4k"      # ./check -R xunit -s ext4_4k selftest/001 002 004 003 (6.12, TCG)
+
+
+def test_parse_real_result_xml():
+    got = {c.name: c for c in fstests.parse_xunit((SELF / "result.xml").read_text())}
+    assert {n: c.status for n, c in got.items()} == {
+        "selftest/001": "pass", "selftest/002": "fail", "selftest/003": "fail", "selftest/004": "notrun"}
+    c = got["selftest/002"]
+    assert c.message.startswith("- output mismatch (see /opt/fstests/results//ext4_4k/selftest/002.out.bad")
+    assert "+I am intentionally broken" in c.system_err
+    assert "run fstests selftest/002 at" in c.kernel_log
+    assert got["selftest/004"].message == "Always skip me"
+    assert got["selftest/001"].seconds == 2.0
+
+
+def test_tolerant_parser_agrees_and_survives_unescaped_messages():
+    text = (SELF / "result.xml").read_text()
+    strict = fstests.parse_xunit(text)
+    assert fstests._parse_xunit_tolerant(text) == strict
+    # fstests puts _err_msg into the attribute unescaped: a '<' or '&' breaks the XML
+    broken = text.replace('message="- output mismatch (see /opt/fstests/results//ext4_4k/selftest/002.out.bad)"',
+                          'message="_check_dmesg: something found <WARNING> & more (see 002.dmesg)"')
+    import xml.etree.ElementTree as ET
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(broken)
+    got = {c.name: c for c in fstests.parse_xunit(broken)}
+    assert got["selftest/002"].status == "fail"
+    assert got["selftest/002"].message == "_check_dmesg: something found <WARNING> & more (see 002.dmesg)"
+    assert got["selftest/004"].status == "notrun" and got["selftest/001"].status == "pass"
+
+
+def test_parse_real_check_output():
+    text = (SELF / "check.stdout").read_text()
+    names = ["selftest/001", "selftest/002", "selftest/004", "selftest/003"]
+    got = fstests.parse_check_output(text, names)
+    assert {n: c.status for n, c in got.items()} == {
+        "selftest/001": "pass", "selftest/002": "fail", "selftest/003": "fail", "selftest/004": "notrun"}
+    assert got["selftest/004"].message == "Always skip me"
+    assert got["selftest/001"].seconds == 2.0
+    lines = fstests.check_output_of(text, "selftest/002", names)
+    assert lines.startswith("selftest/002") and "+I am intentionally broken" in lines
+    assert "selftest/003" not in lines and "Ran:" not in lines
+    assert fstests.parse_check_time((SELF / "check.time").read_text()) == {"selftest/001": 2.0}
+
+
+def test_failure_detail_carries_the_diff_head_and_findings():
+    c = {c.name: c for c in fstests.parse_xunit((SELF / "result.xml").read_text())}["selftest/002"]
+    v = fstests.combine(c, [WARN])
+    d = fstests.failure_detail(c, v)
+    assert d.startswith("fstests: - output mismatch")
+    assert "--- .out.bad diff (head) ---" in d and "+I am intentionally broken" in d
+    assert "kernel: WARNING in iomap_zero_iter (console.log line 130)" in d
+    # without fstests' own diff (xunit-quiet): computed from the golden output and the pulled .out.bad
+    c2 = fstests.CaseResult(c.name, "fail", 3.0, c.message)
+    d2 = fstests.failure_detail(c2, fstests.combine(c2, []), golden="QA output created by 002\nSilence is golden\n",
+                                out_bad=(SELF / "selftest" / "002.out.bad").read_text())
+    assert "+I am intentionally broken" in d2 and "-Silence is golden" in d2
+
+
+def test_real_console_windows_split_by_run_fstests_lines():
+    lines = list(enumerate((SELF / "console.log").read_text().splitlines(), 1))
+    starts = fstests.test_starts(lines)
+    assert [t for _, t in starts] == ["selftest/001", "selftest/002", "selftest/003", "selftest/004"]  # ./check sorts
+    w = fstests.windows(starts, 2, len(lines))
+    assert w["selftest/001"] == (2, 7) and w["selftest/002"] == (8, 10) and w["selftest/004"] == (14, 17)
+    # a hung-task report printed during selftest/003 belongs to selftest/003, and turns its pass into a hang
+    hang = dataclasses_replace(HANG, line=12)
+    assert fstests.findings_in([hang], w["selftest/003"]) == [hang]
+    assert fstests.findings_in([hang], w["selftest/002"]) == []
+    v = fstests.combine(fstests.CaseResult("selftest/003", "pass", 4.0), fstests.findings_in([hang], w["selftest/003"]))
+    assert v.status == "hang"
+
+
+def dataclasses_replace(f, **kw):
+    import dataclasses
+    return dataclasses.replace(f, **kw)
+
+
+# ---------------------------------------------------------------- the run loop, with a simulated guest
+#
+# Suite._run_group drives a real runner.Session (real console stream, analyzer and windows); only the
+# guest is simulated: its ./check prints the `run fstests` lines to the console, writes result.xml the
+# way fstests does (rewritten before every test), and hangs, stalls or dies where the scenario says.
+
+HUNG_REPORT = "\n".join((Path(__file__).resolve().parent / "data" / "console" / "hung-task.log")
+                        .read_text().splitlines()[256:291]) + "\n"
+
+
+class FakeSftp:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _p(self, remote):
+        return self.root / remote.lstrip("/")
+
+    def stat(self, remote):
+        try:
+            return self._p(remote).stat()
+        except FileNotFoundError:
+            raise IOError(remote)
+
+    def open(self, remote, mode):
+        return open(self._p(remote), mode)
+
+    def listdir_attr(self, remote):
+        import types
+        try:
+            return [types.SimpleNamespace(filename=e.name, st_mode=e.stat().st_mode) for e in self._p(remote).iterdir()]
+        except FileNotFoundError:
+            raise IOError(remote)
+
+    def get_channel(self):
+        import types
+        return types.SimpleNamespace(settimeout=lambda t: None)
+
+    def close(self):
+        pass
+
+
+class FakeVm:
+    def __init__(self):
+        self.dead = False
+
+    def alive(self):
+        return not self.dead
+
+
+class FakeGuest:
+    """The guest side of a scenario: `plan[test]` is pass | fail | notrun | hang | stall | panic."""
+
+    def __init__(self, session, root: Path, plan: dict[str, str]):
+        import types
+        self.s, self.root, self.plan = session, root, plan
+        self.commands: list[list[str]] = []
+        self.client = types.SimpleNamespace(open_sftp=lambda: FakeSftp(root))
+
+    def put_text(self, text, remote, mode=0o755):
+        p = self.root / remote.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+    def alive(self):
+        return True
+
+    def ping(self, timeout=15):
+        return not self.s.vm.dead
+
+    def say(self, line):
+        self.s.stream.write(f"[  100.000000][   T85] {line}\n")
+
+    def run(self, cmd, timeout, stdout_path=None, stderr_path=None, check_abort=lambda: None):
+        import shlex
+        import time as _t
+        from kharness.guest import Outcome
+        if "sysrq-trigger" in cmd:
+            self.say("sysrq: Show Blocked State")
+            return Outcome(0, 0.1)
+        if "./check" not in cmd:
+            if "rm -rf" in cmd:
+                import shutil
+                shutil.rmtree(self.root / "opt/fstests/results/sec", ignore_errors=True)
+            return Outcome(0, 0.1)
+        argv = shlex.split(cmd.split("./check", 1)[1].split(";", 1)[0])
+        tests = sorted(a for a in argv if "/" in a)          # ./check sorts its list
+        run_id = cmd.split("job-start ", 1)[1].split("'", 1)[0]
+        self.commands.append(tests)
+        res = self.root / "opt/fstests/results/sec"
+        res.mkdir(parents=True, exist_ok=True)
+        done, out = [], []
+        self.say(f"kharness: job-start {run_id}")
+
+        def write_xml():
+            body = ""
+            for name, st in done:
+                body += f'\t<testcase classname="xfstests.sec" name="{name}" time="3">\n'
+                if st == "fail":
+                    body += '\t\t<failure message="- output mismatch (see x.out.bad)" type="TestFail" />\n'
+                elif st == "notrun":
+                    body += '\t\t<skipped message="not for this fs" />\n'
+                body += "\t</testcase>\n"
+            (res / "result.xml").write_text(f'<?xml version="1.0"?>\n<testsuite name="xfstests">\n{body}</testsuite>\n')
+
+        def finish(outcome):
+            if stdout_path:
+                Path(stdout_path).write_text("".join(out))
+            if stderr_path:
+                Path(stderr_path).write_text("")
+            return outcome
+
+        for t in tests:
+            write_xml()
+            self.say(f"run fstests {t} at 2026-11-26 10:00:00")
+            what = self.plan.get(t, "pass")
+            if what in ("hang", "stall"):
+                if what == "hang":
+                    self.s.stream.write(HUNG_REPORT)
+                deadline = _t.monotonic() + 30
+                while _t.monotonic() < deadline:
+                    if why := check_abort():
+                        return finish(Outcome(None, 1.0, aborted=why))
+                    _t.sleep(0.05)
+                raise AssertionError(f"the harness did not stop {t}")
+            if what == "panic":
+                self.say("Kernel panic - not syncing: sysrq triggered crash")
+                self.s.vm.dead = True
+                return finish(Outcome(-1, 1.0))
+            assert check_abort() is None
+            out.append(f"{t}       " + {"pass": "3s\n", "fail": "- output mismatch (see x.out.bad)\n",
+                                          "notrun": "[not run] not for this fs\n"}[what])
+            if what == "fail":
+                d, n = t.split("/")
+                (res / d).mkdir(exist_ok=True)
+                (res / d / f"{n}.out.bad").write_text("QA output created by x\nwrong\n")
+            done.append((t, what))
+        write_xml()
+        self.say(f"kharness: job-end {run_id} rc=0")
+        return finish(Outcome(0, 2.0))
+
+
+@pytest.fixture
+def sim(tmp_path, tmp_cache, monkeypatch, tree):
+    from kharness import runner
+    from kharness.config import RunConfig, VmConfig
+    monkeypatch.setattr(runner, "EVIDENCE_QUIET", 0.1)
+    monkeypatch.setattr(fstests, "section_name", lambda name: "sec")
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+
+    def make(plan, timeouts=None):
+        cfg = RunConfig(name="sim", variants=[EXT4_4K], vm=VmConfig())
+        cfg.fstests = fstests.FstestsConfig(source=str(tree), tests=sorted(plan), test_timeout=60,
+                                            timeouts=timeouts or [])
+        cfg.path = tmp_path / "sim.yaml"
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        s = runner.Session(cfg, run_dir, None, None, "tcg")
+        guest = FakeGuest(s, tmp_path / "guest", plan)
+        s.vm = FakeVm()
+        s.boots = 1
+        s.prepare = lambda g, v, log: None
+
+        def guest_ready():
+            if s.vm is None:
+                s.vm, s.boots = FakeVm(), s.boots + 1
+            return guest
+
+        def stop():
+            s.vm = None
+        s.guest_ready, s.stop = guest_ready, stop
+        suite = fstests.Suite(cfg, run_dir)
+        suite.src = fstests.resolve_source(cfg.fstests)
+        jobs, _ = fstests.plan(cfg)
+        return s, guest, suite, jobs
+    return make
+
+
+def run_sim(s, suite, jobs):
+    try:
+        return {r.job.test.name: r for r in suite.run(s, jobs)}
+    finally:
+        s.stream.close()
+
+
+def add_tests(tree, *names):
+    for n in names:
+        (tree / "tests" / n).write_text("#! /bin/bash\n_begin_fstest auto\n")
+        (tree / "tests" / f"{n}.out").write_text("QA output created by x\nSilence is golden\n")
+
+
+def test_sim_hung_task_is_the_tests_hang_and_the_run_resumes(sim, tree):
+    add_tests(tree, "generic/001", "generic/002", "generic/003")
+    s, guest, suite, jobs = sim({"generic/001": "fail", "generic/002": "hang", "generic/003": "pass"})
+    got = run_sim(s, suite, jobs)
+    assert guest.commands == [["generic/001", "generic/002", "generic/003"], ["generic/003"]]   # resumed after 002
+    assert s.boots == 2
+    assert {n: r.verdict.status for n, r in got.items()} == {"generic/001": "fail", "generic/002": "hang",
+                                                           "generic/003": "pass"}
+    hung = got["generic/002"]
+    assert hung.verdict.message == "INFO: task hung in lkdtm_HUNG_TASK"
+    assert (hung.dir / "evidence.txt").exists()
+    assert "run fstests generic/002" in (hung.dir / "console.txt").read_text()
+    assert "INFO: task init:44 blocked" in (hung.dir / "console.txt").read_text()
+    assert "INFO: task" not in (got["generic/001"].dir / "console.txt").read_text()
+    # 001's files were pulled while the guest still answered, and its diff is in the failure text
+    assert (got["generic/001"].dir / "001.out.bad").exists()
+    assert "+wrong" in got["generic/001"].detail
+    assert got["generic/003"].verdict.findings == []        # the fresh guest's window is clean
+
+
+def test_sim_watchdog_and_crash(sim, tree):
+    add_tests(tree, "generic/001", "generic/002", "generic/003", "generic/004")
+    s, guest, suite, jobs = sim({"generic/001": "stall", "generic/002": "notrun", "generic/003": "panic",
+                                 "generic/004": "pass"},
+                                timeouts=[fstests.FstestsTimeout(tests=["generic/001"], seconds=1)])
+    got = run_sim(s, suite, jobs)
+    assert guest.commands == [["generic/001", "generic/002", "generic/003", "generic/004"],
+                              ["generic/002", "generic/003", "generic/004"], ["generic/004"]]
+    v = got["generic/001"].verdict
+    assert (v.status, v.message) == ("hang", "fstests watchdog: generic/001 ran past 1 s")
+    assert got["generic/002"].verdict.status == "skip"
+    assert got["generic/003"].verdict.status == "crash"
+    assert got["generic/004"].verdict.status == "pass"
+    assert s.boots == 3
+
+
+# ---------------------------------------------------------------- captured trouble: hang, crash, watchdog
+
+def console_window(path: Path) -> list[tuple[int, str]]:
+    """A job's console.txt (`%7d  line`, console.log line numbers) -> [(line, text)]."""
+    return [(int(ln[:7]), ln[9:]) for ln in path.read_text().splitlines()]
+
+
+def test_real_hung_task_during_a_test_is_that_tests_hang():
+    """selftest/900 froze the test fs and wrote to it (e2e); the hung-task detector fired 12 s in."""
+    d = DATA / "hang-ext4_4k"
+    lines = console_window(d / "console-007.txt") + console_window(d / "console.txt")
+    starts = fstests.test_starts(lines)
+    assert [t for _, t in starts] == ["selftest/007", "selftest/900"]
+    w = fstests.windows(starts, lines[0][0], lines[-1][0])
+    found = analyze("\n".join(t for _, t in lines) + "\n")
+    # analyze() numbers lines from 1: move them onto console.log's numbering
+    found = [dataclasses_replace(f, line=lines[f.line - 1][0]) for f in found]
+    assert [f.title for f in found] == ["INFO: task hung in mnt_want_write"]
+    assert fstests.findings_in(found, w["selftest/007"]) == []
+    mine = fstests.findings_in(found, w["selftest/900"])
+    v = fstests.combine(None, mine, aborted=f"hang: {mine[0].title}", seconds=14.5)
+    assert (v.status, v.message) == ("hang", "INFO: task hung in mnt_want_write")
+    assert "kernel: INFO: task hung in mnt_want_write (console.log line 834)" in fstests.failure_detail(None, v)
+    # the partial run left: 007's result (result.xml is rewritten before each test), 900's name only
+    names = ["selftest/007", "selftest/900"]
+    assert [c.name for c in fstests.parse_xunit((d / "result.xml").read_text())] == ["selftest/007"]
+    assert set(fstests.parse_check_output((d / "check.stdout").read_text(), names)) == {"selftest/007"}
+
+
+def test_real_crash_and_watchdog_windows():
+    d = DATA / "crash-ext4_4k"
+    lines = console_window(d / "console.txt")
+    found = [dataclasses_replace(f, line=lines[f.line - 1][0]) for f in analyze("\n".join(t for _, t in lines) + "\n")]
+    assert [f.kind for f in found] == ["crash"]
+    v = fstests.combine(None, found, aborted="crash: QEMU exited during the test", seconds=4)
+    assert v.status == "crash" and "sysrq triggered crash" in v.message
+    names = ["generic/363", "selftest/001", "selftest/002", "selftest/004", "selftest/900", "selftest/003",
+             "selftest/006", "selftest/005", "selftest/007"]
+    got = fstests.parse_check_output((d / "check.stdout").read_text(), names)
+    assert {n: c.status for n, c in got.items()} == {"generic/363": "pass", "selftest/001": "pass",
+                                                     "selftest/002": "fail", "selftest/003": "fail",
+                                                     "selftest/004": "notrun"}     # 005 never printed a status
+    assert {c.name for c in fstests.parse_xunit((d / "result.xml").read_text())} == set(got)
+    w = DATA / "watchdog-ext4_4k"
+    wl = console_window(w / "console.txt")
+    assert fstests.test_starts(wl) == [(566, "selftest/006")]
+    assert analyze("\n".join(t for _, t in wl) + "\n") == []           # a sleeping test: nothing on the console
+    v = fstests.combine(None, [], aborted="hang: fstests watchdog: selftest/006 ran past 60 s", seconds=62)
+    assert (v.status, v.message) == ("hang", "fstests watchdog: selftest/006 ran past 60 s")
+
+
+def test_real_generic_363_results():
+    for variant, secs in (("ext4_4k", 175.0), ("xfs_4k", 186.0)):
+        d = DATA / f"generic-363-{variant}"
+        (c,) = fstests.parse_xunit((d / "result.xml").read_text())
+        assert (c.name, c.status, c.seconds) == ("generic/363", "pass", secs)
+        assert fstests.parse_check_output((d / "check.stdout").read_text(), ["generic/363"])["generic/363"].seconds == secs
+        lines = console_window(d / "console.txt")
+        assert [t for _, t in fstests.test_starts(lines)] == ["generic/363"]
+        assert fstests.combine(c, []).status == "pass"
+        assert "All 100000 operations completed A-OK!" in (d / "363.full").read_text()
+    assert fstests.parse_check_time((DATA / "generic-363-xfs_4k" / "check.time").read_text())["generic/363"] == 186
