@@ -15,6 +15,8 @@ import itertools
 import os
 import re
 import shlex
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +151,7 @@ class Session:
         self.uploads: dict[str, Path] = {}
         self.vm_dir = run_dir / "vm"
         self.vm_dir.mkdir(mode=0o700, exist_ok=True)
+        self.sock_dir: Path | None = None
 
     def _feed(self, text: str) -> None:
         # Called by the console tail with stream.cond held, so findings stay consistent.
@@ -240,11 +243,15 @@ class Session:
                 with open(d, "wb") as f:
                     f.truncate(config.size_bytes(self.cfg.vm.disk_size))
                 disks.append(d)
+            if self.sock_dir is None:
+                # A unix socket path must fit in 108 bytes, which a deep results/ can exceed:
+                # QMP lives in a short private (0700) directory instead, removed at close().
+                self.sock_dir = Path(tempfile.mkdtemp(prefix="kharness-"))
             spec = vm.VmSpec(kernel=self.kernel.bzimage, rootfs=self.image.path, disks=tuple(disks),
                              memory=self.cfg.vm.memory, cpus=self.cfg.vm.cpus, accel=accel,
                              cmdline=vm.kernel_cmdline(self.cfg.vm.hung_task_timeout, self.cfg.vm.cmdline),
                              ssh_port=vm.free_port(), console=self.vm_dir / f"boot-{n}.console",
-                             qmp=self.vm_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}")
+                             qmp=self.sock_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}")
             self.stream.new_boot(f"boot {n} ({accel}, ssh port {spec.ssh_port})")
             machine = vm.Vm(spec, self.stream, self.run_dir / "qemu.log")
             start = time.monotonic()
@@ -295,6 +302,8 @@ class Session:
         self.stream.close()
         for disk in self.vm_dir.glob("*.img"):    # scratch disks: fresh per boot, worthless after
             disk.unlink()
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
 
     # -- per job set-up
 
