@@ -99,6 +99,8 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
                       "patches": " | ".join(p["subject"] for s in m["series"] for p in s["patches"]) or "none",
                       "kernel_key": kernel_art.key})
         shutil.copyfile(kernel_art.dir / "kernel.json", run_dir / "kernel.json")
+    for name, t in repeat_tallies(job_results).items():
+        props[f"repeat.{name}"] = f"{t['failed']} of {t['runs']} failed ({t['label']})"
     junit.write(run_dir / "junit.xml", props, job_results, not_run, why_not, skipped, outside,
                 cfg.warn_is_failure)
     summary = {
@@ -111,6 +113,7 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
             {"variant": v.name, "test": t.name, "reason": why} for v, t, why in skipped],
         "findings_outside_jobs": [f.to_json() for f in outside],
         "counts": _counts(job_results),
+        "repeats": repeat_tallies(job_results),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     latest = run_dir.parent / "latest"
@@ -119,6 +122,24 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
     tmp.symlink_to(run_dir.name)
     os.replace(tmp, latest)
     _print_table(job_results, not_run, outside, run_dir)
+
+
+def repeat_tallies(job_results) -> dict[str, dict]:
+    """For jobs run more than once: "<variant>.<test>" -> {"failed": k, "runs": N, "label": ...}.
+
+    xfstests-bld's convention: failed every time is a failure, some of the time is flaky.
+    """
+    out: dict[str, dict] = {}
+    for r in job_results:
+        if r.job.repeat < 2:
+            continue
+        t = out.setdefault(f"{r.job.variant.name}.{r.job.test.name}", {"failed": 0, "runs": 0})
+        t["runs"] += 1
+        t["failed"] += not r.verdict.ok
+    for t in out.values():
+        k, n = t["failed"], t["runs"]
+        t["label"] = "pass" if k == 0 else "failing" if k == n else f"flaky {k}/{n}"
+    return out
 
 
 def _counts(job_results) -> dict:
@@ -143,3 +164,5 @@ def _print_table(job_results, not_run, outside, run_dir: Path) -> None:
     ui.console.print(t)
     counts = _counts(job_results)
     ui.console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no jobs ran")
+    for name, t in repeat_tallies(job_results).items():
+        ui.console.print(f"  {name}: {t['failed']} of {t['runs']} failed ({t['label']})")

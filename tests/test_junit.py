@@ -62,3 +62,22 @@ def test_findings_outside_jobs_are_not_lost(tmp_path):
     junit.write(out, {}, [], [], "", [], [boot_warn], False)
     (case,) = ET.parse(out).getroot().iter("testcase")
     assert case.find("failure") is None and "WARNING in acpi_init" in case.find("system-out").text
+
+
+def test_repeats_are_tallied_as_k_of_n(tmp_path):
+    from kharness import results
+    rs = []
+    for i, status in enumerate(["pass", "fail", "pass"], 1):
+        d = tmp_path / f"zr{i}"
+        d.mkdir()
+        rs.append(JobResult(Job(EXT4, ZR, i, 3), Verdict(status, ""), Outcome(0, 1.0), d))
+    for i in (1, 2):
+        d = tmp_path / f"c{i}"
+        d.mkdir()
+        rs.append(JobResult(Job(XFS, ZR, i, 2), Verdict("hang", "INFO: task hung in x"), Outcome(None, 1.0), d))
+    assert results.repeat_tallies(rs) == {
+        "ext4.zero-range-basic": {"failed": 1, "runs": 3, "label": "flaky 1/3"},
+        "xfs.zero-range-basic": {"failed": 2, "runs": 2, "label": "failing"},
+    }
+    assert results.repeat_tallies(rs[:1] + [JobResult(Job(EXT4, ZR, 1, 1), Verdict("pass", ""), None, tmp_path)]) == {
+        "ext4.zero-range-basic": {"failed": 0, "runs": 1, "label": "pass"}}
