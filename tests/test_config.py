@@ -25,7 +25,8 @@ def test_default_config_loads():
     cfg = config.load(config.REPO / "configs/default.yaml")
     assert cfg.name == "default"
     assert cfg.kernel.tarball == "/usr/src/linux-source-6.12.tar.xz"
-    assert [v.name for v in cfg.variants] == ["ext4", "xfs"]
+    assert [v.name for v in cfg.variants] == ["ext4", "xfs", "xfs_reflink"]
+    assert "hang-canary" in cfg.tests and len(cfg.tests) == 8
     assert cfg.vm.accel == "auto"
 
 

@@ -24,11 +24,19 @@ def test_manifest_entries_have_their_files():
 
 
 def test_plan_is_variant_major_with_repeats():
-    jobs, skipped = runner.plan(cfg(), CAT, repeat=2)
+    jobs, skipped = runner.plan(cfg(), CAT, tests=["zero-range-basic", "hang-canary"], repeat=2)
     assert [j.id for j in jobs] == [
         "ext4.zero-range-basic.1", "ext4.zero-range-basic.2", "ext4.hang-canary.1", "ext4.hang-canary.2",
-        "xfs.zero-range-basic.1", "xfs.zero-range-basic.2", "xfs.hang-canary.1", "xfs.hang-canary.2"]
+        "xfs.zero-range-basic.1", "xfs.zero-range-basic.2", "xfs.hang-canary.1", "xfs.hang-canary.2",
+        "xfs_reflink.zero-range-basic.1", "xfs_reflink.zero-range-basic.2",
+        "xfs_reflink.hang-canary.1", "xfs_reflink.hang-canary.2"]
     assert jobs[1].name == "zero-range-basic#2" and skipped == []
+
+
+def test_default_suite_runs_every_reproducer():
+    jobs, skipped = runner.plan(cfg(), CAT)
+    assert {j.test.name for j in jobs} == set(CAT)
+    assert [(v.name, t.name) for v, t, _ in skipped] == [("ext4", "insert-range-cow-eof"), ("xfs", "insert-range-cow-eof")]
 
 
 def test_reflink_only_reproducer_is_not_applicable_to_plain_xfs():
@@ -44,7 +52,7 @@ def test_unknown_test_suggests_close_names():
 
 
 def test_unknown_variant():
-    with pytest.raises(UserError, match=r"--fs btrfs: no such variant .* \(variants: ext4, xfs\)"):
+    with pytest.raises(UserError, match=r"--fs btrfs: no such variant .* \(variants: ext4, xfs, xfs_reflink\)"):
         runner.plan(cfg(), CAT, variants=["btrfs"])
 
 
@@ -52,7 +60,7 @@ def test_unknown_variant():
     (["repro", "nosuch"], "unknown test 'nosuch'"),
     (["repro", "zero-range-basic", "--repeat", "0"], "argument --repeat: must be at least 1, got 0"),
     (["repro", "zero-range-basic", "--repeat", "-3"], "argument --repeat: must be at least 1, got -3"),
-    (["repro", "insert-range-cow-eof"], "insert-range-cow-eof applies to none of the chosen variants"),
+    (["repro", "insert-range-cow-eof", "--fs", "xfs"], "insert-range-cow-eof applies to none of the chosen variants"),
     (["repro", "zero-range-basic", "--fs", "ext4-iomap"], "--fs ext4-iomap: no such variant"),
     (["run", "-c", "configs/nosuch.yaml"], "config file not found"),
 ])
