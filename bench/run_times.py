@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Boot-to-ssh, per-job harness overhead, and whole `run` time with warm caches.
 
-    .venv/bin/python bench/run_times.py [-c configs/default.yaml] [--accel tcg]
+    .venv/bin/python bench/run_times.py [-c configs/default.yaml] [--accel tcg] [--only TEST ...]
 
 Runs `./harness.py run` twice (the first warms the kernel/image caches), then reads
 the second run's summary.json: boot_seconds (QEMU start to sshd answering), each
@@ -18,8 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run(cfg: str, accel: str | None) -> tuple[float, Path]:
+def run(cfg: str, accel: str | None, only: list[str]) -> tuple[float, Path]:
     argv = [sys.executable, str(REPO / "harness.py"), "run", "-c", cfg] + (["--accel", accel] if accel else [])
+    argv += [a for name in only for a in ("--only", name)]
     t = time.monotonic()
     subprocess.run(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - t, (REPO / "results" / "latest").resolve()
@@ -29,9 +30,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-c", "--config", default="configs/default.yaml")
     ap.add_argument("--accel")
+    ap.add_argument("--only", action="append", help="tests to run (default: zero-range-basic and hang-canary)")
     args = ap.parse_args()
-    run(args.config, args.accel)                       # warm the caches
-    wall, run_dir = run(args.config, args.accel)
+    only = args.only or ["zero-range-basic", "hang-canary"]
+    run(args.config, args.accel, only)                 # warm the caches
+    wall, run_dir = run(args.config, args.accel, only)
     s = json.loads((run_dir / "summary.json").read_text())
     print(f"run dir: {run_dir}  accel: {s['properties'].get('accel')}")
     print("boot to ssh ready (s): " + ", ".join(f"{b:.2f}" for b in s["boot_seconds"]))
