@@ -283,19 +283,13 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
          repeat: int | None = None) -> tuple[list, list]:
     """fstests Jobs in run order (variant, iteration, test) and the (variant, test, reason) not applicable.
     only=None: the config's fstests.tests; ['fstests']: the same; otherwise these selectors."""
-    from .runner import Job
+    from .runner import Job, select_variants
     fst: FstestsConfig = getattr(cfg, "fstests", None) or FstestsConfig()
     selectors = list(fst.tests) if only is None else [s for n in only for s in (fst.tests if n == "fstests" else [n])]
     if not selectors:
         return [], []
-    vs = cfg.variants
-    if variants:
-        by_name = {v.name: v for v in cfg.variants}
-        for n in variants:
-            if n not in by_name:
-                raise UserError(f"--fs {n}: no such variant in {cfg.path} (variants: {', '.join(by_name) or 'none'})")
-        vs = [by_name[n] for n in variants]
-    elif fst.variants:
+    vs = select_variants(cfg, variants)
+    if not variants and fst.variants:
         vs = [v for v in cfg.variants if v.name in fst.variants]
     if not vs:
         raise UserError(f"{cfg.path}: variants: the config lists no variants for fstests to run on")

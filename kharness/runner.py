@@ -95,6 +95,17 @@ class JobResult:
 
 # ---------------------------------------------------------------- planning
 
+def select_variants(cfg: RunConfig, names: list[str] | None) -> list[Variant]:
+    """The config's variants, or those named with --fs (each must exist)."""
+    if not names:
+        return list(cfg.variants)
+    by_name = {v.name: v for v in cfg.variants}
+    for n in names:
+        if n not in by_name:
+            raise UserError(f"--fs {n}: no such variant in {cfg.path} (variants: {', '.join(by_name) or 'none'})")
+    return [by_name[n] for n in names]
+
+
 def plan(cfg: RunConfig, cat: dict[str, Reproducer], tests: list[str] | None = None,
          variants: list[str] | None = None, repeat: int | None = None, duration: int | None = None) -> tuple[list[Job], list[tuple[Variant, Reproducer, str]]]:
     """Jobs in run order (variant-major, so a variant's fs is set up once per boot),
@@ -103,13 +114,7 @@ def plan(cfg: RunConfig, cat: dict[str, Reproducer], tests: list[str] | None = N
     if not names:
         raise UserError(f"{cfg.path}: tests: the config lists no tests")
     chosen = [catalogue.lookup(cat, n) for n in names]
-    vs = cfg.variants
-    if variants:
-        by_name = {v.name: v for v in cfg.variants}
-        for n in variants:
-            if n not in by_name:
-                raise UserError(f"--fs {n}: no such variant in {cfg.path} (variants: {', '.join(by_name) or 'none'})")
-        vs = [by_name[n] for n in variants]
+    vs = select_variants(cfg, variants)
     if not vs:
         raise UserError(f"{cfg.path}: variants: the config lists no variants")
     n = repeat or cfg.repeat
