@@ -930,7 +930,7 @@ class Suite:
                    f"echo \"<5>kharness: job-end {run_id} rc=$rc\" > /dev/kmsg; exit $rc")
             (out_dir / "command").write_text(cmd + "\n")
             ui.info(f"fstests {section}: ./check -R xunit -s {section} {' '.join(names)}"
-                    + (f" (resuming after a restart)" if attempt > 1 else ""))
+                    + (" (resuming after a restart)" if attempt > 1 else ""))
 
             with s.stream.cond:
                 s.stream.out.flush()
