@@ -17,7 +17,7 @@ CONFIG = """\
 name: e2e
 kernel:
   tarball: /usr/src/linux-source-6.12.tar.xz
-  series: [kharness-id]
+  series: [kharness-id, zero-range-race-window]
   fragments: [virtio-guest, hang-detect]
 vm: {{hung_task_timeout: 5}}
 variants:
@@ -53,7 +53,7 @@ def test_run_passes_and_writes_junit(default_run):
             assert list(c) == [] or all(child.tag in ("system-out", "system-err") for child in c), ET.tostring(c)
         props = {p.get("name"): p.get("value") for p in suite.iter("property")}
         assert props["kernel_release"].endswith("-kharness")          # the series is in the kernel
-        assert props["series"] == "kharness-id"
+        assert props["series"] == "kharness-id,zero-range-race-window"
         assert props["accel"].split()[0] in ("kvm", "tcg")
         assert len(props["head_commit"]) == 40
     # vm.cpus: 2 must mean two CPUs in the guest (races need them; a tinyconfig guest without ACPI gets one).
