@@ -62,7 +62,6 @@ BUILD_DEPS = ("acl", "attr", "automake", "bc", "gawk", "gcc", "make", "libacl1-d
 RUNTIME_DEPS = ("perl", "uuid-runtime")
 TEST_USERS = ("fsgqa", "fsgqa2", "123456-fsgqa")
 WATCHDOG_FACTOR, WATCHDOG_SLACK = 3, 300      # history t -> max(3t, t + 300) seconds
-LIVENESS_PERIOD = 30
 MAX_PULL_BYTES = 16 << 20                     # per file pulled from the guest
 DIFF_HEAD = 30                                # lines of the .out.bad diff in the JUnit failure text
 ENV_SOURCE = "KHARNESS_FSTESTS_SRC"           # a path or git URL; overrides fstests.source/git
@@ -893,7 +892,7 @@ class Suite:
         return r
 
     def _run_group(self, s, group: list) -> Iterator:
-        from .runner import JobResult, _collect_evidence
+        from .runner import JobResult, TroubleWatch, _collect_evidence
         v = group[0].variant
         section = section_name(v.name)
         pending = list(group)
@@ -939,7 +938,7 @@ class Suite:
             tail = ConsoleTail(s.stream.path, start_line, offset)
             seen: list[tuple[int, str]] = []
             pulled_files: dict = {}
-            state = {"test": None, "since": time.monotonic(), "watchdog": None, "ping": time.monotonic()}
+            state = {"test": None, "since": time.monotonic(), "watchdog": None}
 
             def note_starts(pull: bool) -> None:
                 started = test_starts(tail.poll())
@@ -952,21 +951,15 @@ class Suite:
                     state.update(test=test, since=time.monotonic(), watchdog=w)
                     ui.info(f"fstests {section}: {test} started (watchdog {w} s)")
 
+            watch = TroubleWatch(s, guest)
+
             def check_abort() -> str | None:
                 note_starts(pull=True)
-                for f in s.window_findings():
-                    if f.kind in ("hang", "crash"):
-                        return f"{f.kind}: {f.title}"
-                if s.vm and not s.vm.alive():
-                    return "crash: QEMU exited during the test (the guest panicked or was killed)"
-                now = time.monotonic()
-                if state["test"] and state["watchdog"] and now - state["since"] > state["watchdog"]:
+                if why := watch():
+                    return why
+                if state["test"] and state["watchdog"] and time.monotonic() - state["since"] > state["watchdog"]:
                     return (f"hang: fstests watchdog: {state['test']} ran past {state['watchdog']} s"
                             + (f" ({history[state['test']]:.0f} s last time)" if state['test'] in history else ""))
-                if now - s.stream.last_activity > LIVENESS_PERIOD and now - state["ping"] > LIVENESS_PERIOD:
-                    state["ping"] = now
-                    if not guest.ping():
-                        return f"hang: guest stopped answering (console silent and no ssh reply for {LIVENESS_PERIOD} s)"
                 return None
 
             total = sum(watchdog_for(n, history, self.fst.test_timeout, fixed) for n in names) + 600

@@ -360,6 +360,28 @@ def _check_disk_room(cfg: RunConfig, where: Path) -> None:
                         f"{where} has {free >> 30} GiB free; lower vm.disk_size or point `results:` elsewhere")
 
 
+class TroubleWatch:
+    """Why to stop waiting for a guest command, polled while it runs: a hang or crash
+    finding in the open console window, QEMU's death, or a silent console with no SSH
+    reply. Returns "<verdict>: <why>" (see verdict.judge) or None."""
+
+    def __init__(self, s: Session, guest: Guest):
+        self.s, self.guest, self.last_ping = s, guest, time.monotonic()
+
+    def __call__(self) -> str | None:
+        for f in self.s.window_findings():
+            if f.kind in ("hang", "crash"):
+                return f"{f.kind}: {f.title}"
+        if self.s.vm and not self.s.vm.alive():
+            return "crash: QEMU exited during the job (the guest panicked or was killed)"
+        now = time.monotonic()
+        if now - self.s.stream.last_activity > LIVENESS_PERIOD and now - self.last_ping > LIVENESS_PERIOD:
+            self.last_ping = now
+            if not self.guest.ping():
+                return f"hang: guest stopped answering (console silent and no ssh reply for {LIVENESS_PERIOD} s)"
+        return None
+
+
 # ---------------------------------------------------------------- one job
 
 def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
@@ -380,21 +402,7 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     workdir = f"{TEST_MNT}/{job.id}"
     cmd = shlex.join([f"{GUEST_DIR}/run-job", job.id, workdir, *argv])
 
-    last_ping = [time.monotonic()]
-
-    def check_abort() -> str | None:
-        for f in s.window_findings():
-            if f.kind in ("hang", "crash"):
-                return f"{f.kind}: {f.title}"
-        if s.vm and not s.vm.alive():
-            return "crash: QEMU exited during the job (the guest panicked or was killed)"
-        now = time.monotonic()
-        if now - s.stream.last_activity > LIVENESS_PERIOD and now - last_ping[0] > LIVENESS_PERIOD:
-            last_ping[0] = now
-            if not guest.ping():
-                return f"hang: guest stopped answering (console silent and no ssh reply for {LIVENESS_PERIOD} s)"
-        return None
-
+    check_abort = TroubleWatch(s, guest)
     outcome = guest.run(cmd, timeout=job.timeout, stdout_path=job_dir / "stdout",
                         stderr_path=job_dir / "stderr", check_abort=check_abort)
     if outcome.lost and s.vm and not s.vm.alive():
