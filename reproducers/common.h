@@ -78,6 +78,16 @@ static void prog_iteration(long it);
 static void prog_teardown(void);
 static int prog_option(int c, const char *arg);
 
+#ifndef PROG_HAS_OPTIONS
+/* A reproducer without options of its own: every option beyond the common ones is an error. */
+static int prog_option(int c, const char *arg)
+{
+	(void)c;
+	(void)arg;
+	return -1;
+}
+#endif
+
 static MAYBE_UNUSED double now(void)
 {
 	struct timespec ts;

@@ -52,13 +52,6 @@ static pthread_t wb_thread;
 static pthread_barrier_t barrier;
 static int wb_quit, wb_run;
 
-static int prog_option(int c, const char *arg)
-{
-	(void)c;
-	(void)arg;
-	return -1;
-}
-
 static void *writeback_loop(void *arg)
 {
 	uint64_t s = opt.seed ^ 0x9e3779b97f4a7c15ull;

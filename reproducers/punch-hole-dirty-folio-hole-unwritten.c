@@ -45,13 +45,6 @@
 
 static struct fm *f0;
 
-static int prog_option(int c, const char *arg)
-{
-	(void)c;
-	(void)arg;
-	return -1;
-}
-
 static void prog_setup(void)
 {
 	f0 = fm_create(0, 3 * L + blksz);

@@ -41,13 +41,6 @@
 static struct fm *f0;
 static uint8_t *tmp;
 
-static int prog_option(int c, const char *arg)
-{
-	(void)c;
-	(void)arg;
-	return -1;
-}
-
 static void prog_setup(void)
 {
 	f0 = fm_create(0, 2 * E + blksz);

@@ -56,6 +56,7 @@
 	"           /sys/kernel/debug/iomap_zero_range_delay_ms\n" \
 	"           /sys/module/iomap/parameters/zero_range_delay_ms that exists\n"
 
+#define PROG_HAS_OPTIONS	/* prog_option() below parses PROG_OPTSTR */
 #include "common.h"
 
 #define E (64 * 1024ull)

@@ -47,13 +47,6 @@ static struct fm *fs_[NF];
 static pthread_t bg[4];
 static int bg_quit;
 
-static int prog_option(int c, const char *arg)
-{
-	(void)c;
-	(void)arg;
-	return -1;
-}
-
 static int quitting(void)
 {
 	return __atomic_load_n(&bg_quit, __ATOMIC_ACQUIRE);
