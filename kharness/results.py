@@ -18,7 +18,6 @@ from pathlib import Path
 from . import ui
 from .config import RunConfig, repo_path
 from .errors import UserError
-from .report import junit
 
 
 def results_root(cfg: RunConfig) -> Path:
@@ -56,15 +55,17 @@ def one_line(r) -> str:
     return f"[{color}]{v.status.upper():5}[/{color}] {r.job.id}{took}{msg}"
 
 
-def write_job(r) -> None:
+def write_job(r, run_dir: Path) -> None:
     data = {"job": r.job.id, "variant": r.job.variant.name, "test": r.job.test.name, "iteration": r.job.iteration,
+            "repeat": r.job.repeat, "dir": str(r.dir.relative_to(run_dir)),
             "status": r.verdict.status, "message": r.verdict.message, "expected": r.verdict.expected,
             "exit_status": r.outcome.exit_status if r.outcome else None,
             "duration": round(r.outcome.duration, 3) if r.outcome else None,
             "guest_seconds": round(r.guest_seconds, 3) if r.guest_seconds is not None else None,
             "timed_out": r.outcome.timed_out if r.outcome else False,
             "console_lines": r.console_lines,
-            "findings": [f.to_json() for f in r.verdict.findings]}
+            "findings": [f.to_json() for f in r.verdict.findings],
+            "detail": getattr(r, "detail", "")}      # fstests: .out.bad diff head, finding titles
     (r.dir / "verdict.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -77,20 +78,8 @@ def exit_status(job_results, jobs) -> int:
     return 0
 
 
-def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_results, skipped, started: float,
-              interrupted: bool = False, setup_error: str | None = None) -> None:
-    """Write junit.xml and summary.json for whatever finished; called on every exit path."""
-    # Jobs that never ran (interrupted, or the kernel/image never came) still appear: as errors.
-    done = {r.job.id for r in job_results}
-    not_run = [j for j in jobs if j.id not in done]
-    why_not = "run interrupted before this job" if interrupted else (setup_error or "not run")
-    outside = []
-    accel = session.accel_note if session else ""
-    if session:
-        windows = [r.console_lines for r in job_results if r.console_lines]
-        outside = [f for f in session.analyzer.findings
-                   if not any(a <= f.line <= b for a, b in windows)]
-    props = {"config": cfg.name, "accel": accel}
+def run_properties(cfg: RunConfig, kernel_art, session) -> dict:
+    props = {"config": cfg.name, "accel": session.accel_note if session else ""}
     if kernel_art:
         m = kernel_art.meta
         props.update({"kernel_release": m["release"], "base_commit": m["base_commit"],
@@ -98,30 +87,68 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
                       "series": ",".join(s["name"] for s in m["series"]) or "none",
                       "patches": " | ".join(p["subject"] for s in m["series"] for p in s["patches"]) or "none",
                       "kernel_key": kernel_art.key})
+    return props
+
+
+def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_results, skipped, started: float,
+              interrupted: bool = False, setup_error: str | None = None, kind: str = "run",
+              shard: str | None = None, plan: list[str] | None = None, quiet: bool = False) -> None:
+    """Write summary.json (the run's record) for whatever finished, then render junit.xml,
+    report.html and summary.txt from it; called on every exit path."""
+    # Jobs that never ran (interrupted, or the kernel/image never came) still appear: as errors.
+    done = {r.job.id for r in job_results}
+    not_run = [j for j in jobs if j.id not in done]
+    why_not = "run interrupted before this job" if interrupted else (setup_error or "not run")
+    outside = []
+    if session:
+        windows = [r.console_lines for r in job_results if r.console_lines]
+        outside = [f for f in session.analyzer.findings
+                   if not any(a <= f.line <= b for a, b in windows)]
+    props = run_properties(cfg, kernel_art, session)
+    if kernel_art:
         shutil.copyfile(kernel_art.dir / "kernel.json", run_dir / "kernel.json")
     for name, t in repeat_tallies(job_results).items():
         props[f"repeat.{name}"] = f"{t['failed']} of {t['runs']} failed ({t['label']})"
-    junit.write(run_dir / "junit.xml", props, job_results, not_run, why_not, skipped, outside,
-                cfg.warn_is_failure)
     summary = {
-        "run": run_dir.name, "config": str(cfg.path), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "run": run_dir.name, "kind": kind, "config": str(cfg.path),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1), "interrupted": interrupted, "properties": props,
+        "shard": shard, "plan": plan if plan is not None else [j.id for j in jobs],
         "boots": session.boots if session else 0,
         "boot_seconds": [round(x, 2) for x in session.boot_seconds] if session else [],
         "jobs": [json.loads((r.dir / "verdict.json").read_text()) for r in job_results if (r.dir / "verdict.json").exists()],
-        "not_run": [j.id for j in not_run], "not_applicable": [
-            {"variant": v.name, "test": t.name, "reason": why} for v, t, why in skipped],
+        "not_run": [{"job": j.id, "variant": j.variant.name, "name": j.name} for j in not_run],
+        "not_run_reason": why_not,
+        "not_applicable": [{"variant": v.name, "test": t.name, "reason": why} for v, t, why in skipped],
         "findings_outside_jobs": [f.to_json() for f in outside],
         "counts": _counts(job_results),
         "repeats": repeat_tallies(job_results),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(run_dir / "summary.json")
+    render_reports(run_dir, cfg.warn_is_failure, use_history=kind != "baseline")
+    if kind == "baseline":
+        return
     latest = run_dir.parent / "latest"
-    tmp = run_dir.parent / f".latest.{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run_dir.name)
-    os.replace(tmp, latest)
-    _print_table(job_results, not_run, outside, run_dir)
+    tmp_link = run_dir.parent / f".latest.{os.getpid()}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(run_dir.name)
+    os.replace(tmp_link, latest)
+    if not quiet:
+        _print_table(job_results, not_run, outside, run_dir)
+
+
+def render_reports(run_dir: Path, warn_is_failure: bool = True, use_history: bool = True):
+    """junit.xml, report.html, summary.txt from summary.json. A rendering bug must not cost
+    the run its record: summary.json is already written; say how to re-render."""
+    from .report import render
+    try:
+        return render.render_run(run_dir, warn_is_failure, use_history)
+    except Exception as e:
+        ui.warn(f"rendering the reports of {run_dir} failed ({type(e).__name__}: {e}); summary.json and "
+                f"the job files are intact: re-render with `./harness.py report {run_dir}`")
+        return None
 
 
 def repeat_tallies(job_results) -> dict[str, dict]:

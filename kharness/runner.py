@@ -497,7 +497,7 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
         for r in itertools.chain(repro, fst.run(session, jobs)):
             job_results.append(r)
             ui.info(results.one_line(r))
-            results.write_job(r)
+            results.write_job(r, run_dir)
     except KeyboardInterrupt:
         interrupted = True
     finally:

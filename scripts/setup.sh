@@ -4,9 +4,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# chromium: tests render the HTML report in a real (headless) browser.
 PACKAGES="qemu-system-x86 qemu-utils linux-source-6.12 debootstrap e2fsprogs xfsprogs
 gcc make bc bison flex libelf-dev libssl-dev cpio kmod ccache git xz-utils
-python3 python3-venv openssh-client util-linux"
+python3 python3-venv openssh-client util-linux
+chromium"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,117 @@
+"""History across runs: results/history.sqlite, one row per run and per job iteration.
+
+It outlives the run directories (nightly retention prunes those, not this), and
+answers: what did this job do in earlier runs of the same config, which jobs are
+new failures, how long does each job take (for balancing shards), and the trend
+for the index page. Shard runs are not recorded on their own: their merge is.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from .labels import JobHistory, job_history, tallies
+from .record import RunRecord
+
+DB_NAME = "history.sqlite"
+RECORDED_KINDS = ("run", "nightly", "merged")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY, config TEXT NOT NULL, started TEXT NOT NULL, kind TEXT NOT NULL,
+    kernel_release TEXT, head_commit TEXT, series TEXT, seconds REAL,
+    jobs INTEGER, failed INTEGER, interrupted INTEGER);
+CREATE TABLE IF NOT EXISTS results (
+    run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, key TEXT NOT NULL,
+    iteration INTEGER NOT NULL, status TEXT NOT NULL, message TEXT, duration REAL,
+    PRIMARY KEY (run, key, iteration));
+CREATE INDEX IF NOT EXISTS results_key ON results(key);
+"""
+
+
+@dataclass
+class RunRow:
+    name: str
+    config: str
+    started: str
+    kind: str
+    kernel_release: str
+    series: str
+    seconds: float
+    jobs: int
+    failed: int
+    interrupted: bool
+
+
+class History:
+    def __init__(self, results_root: Path):
+        self.path = Path(results_root) / DB_NAME
+        # Two runs may finish at once (shards on one box): SQLite's own locking, waited on.
+        self.db = sqlite3.connect(self.path, timeout=60)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def record(self, rec: RunRecord) -> bool:
+        """Add (or replace) a run; False for kinds history does not keep (shards)."""
+        if rec.kind not in RECORDED_KINDS:
+            return False
+        p = rec.properties
+        failed = sum(1 for t in tallies(rec.jobs).values() if t.any_failed) + len(rec.not_run)
+        with self.db:
+            self.db.execute("DELETE FROM results WHERE run = ?", (rec.name,))
+            self.db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (rec.name, rec.config, rec.started, rec.kind, p.get("kernel_release", ""),
+                             p.get("head_commit", ""), p.get("series", ""), rec.seconds,
+                             len(rec.jobs) + len(rec.not_run), failed, int(rec.interrupted)))
+            self.db.executemany("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?)",
+                                [(rec.name, j.key, j.iteration, j.status, j.message, j.duration)
+                                 for j in rec.jobs])
+        return True
+
+    def _earlier(self, config: str, started: str, run: str) -> dict[str, list[tuple[str, bool]]]:
+        """key -> [(run, failed)] over earlier runs of the config, oldest first."""
+        rows = self.db.execute(
+            "SELECT r.name, res.key, MAX(res.status NOT IN ('pass','skip')), MIN(res.status = 'skip') "
+            "FROM runs r JOIN results res ON res.run = r.name "
+            "WHERE r.config = ? AND (r.started < ? OR (r.started = ? AND r.name < ?)) "
+            "GROUP BY r.name, res.key ORDER BY r.started, r.name", (config, started, started, run))
+        out: dict[str, list[tuple[str, bool]]] = {}
+        for name, key, failed, all_skipped in rows:
+            if not all_skipped:
+                out.setdefault(key, []).append((name, bool(failed)))
+        return out
+
+    def job_histories(self, rec: RunRecord, window: int = 10) -> dict[str, JobHistory]:
+        earlier = self._earlier(rec.config, rec.started, rec.name)
+        return {key: job_history(earlier.get(key, []), rec.name, t.any_failed, window)
+                for key, t in tallies(rec.jobs).items() if t.runs}
+
+    def mean_durations(self, config: str, last: int = 5) -> dict[str, float]:
+        """key -> mean seconds per iteration over its last few recorded runs (shard balancing)."""
+        rows = self.db.execute(
+            "SELECT res.key, res.duration FROM results res JOIN runs r ON res.run = r.name "
+            "WHERE r.config = ? AND res.duration IS NOT NULL ORDER BY r.started DESC", (config,))
+        seen: dict[str, list[float]] = {}
+        for key, d in rows:
+            if len(seen.setdefault(key, [])) < last:
+                seen[key].append(d)
+        return {k: sum(v) / len(v) for k, v in seen.items() if v}
+
+    def runs(self, config: str | None = None, limit: int = 200) -> list[RunRow]:
+        q = "SELECT name, config, started, kind, kernel_release, series, seconds, jobs, failed, interrupted FROM runs"
+        args: tuple = ()
+        if config:
+            q += " WHERE config = ?"
+            args = (config,)
+        q += " ORDER BY started DESC, name DESC LIMIT ?"
+        return [RunRow(*row[:9], bool(row[9])) for row in self.db.execute(q, args + (limit,))]
