@@ -35,6 +35,14 @@ def _positive(text: str) -> int:
     return n
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from .shard import parse
+    try:
+        return parse(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: " + str(e).removeprefix(f"--shard {text}: "))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse's own convention, minus the usage dump)
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -60,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="override vm.accel")
     r.add_argument("--repeat", type=_positive, help="override repeat")
     r.add_argument("--duration", type=_duration, help="run each reproducer this long (90s, 10m, 2h)")
+    r.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="run only shard I of N (deterministic split; merge with `report --merge`)")
+
+    n = with_config(sub.add_parser("nightly", help="one unattended run: lock, optional git fetch, run, retention, summary.txt"))
+    n.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="override vm.accel")
+
+    rep = sub.add_parser("report", help="(re)render junit.xml, report.html and summary.txt of run directories")
+    rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--merge", action="store_true", help="merge these shard directories into one run (-o)")
+    rep.add_argument("-o", "--output", help="with --merge: the new merged run directory")
 
     rp = with_config(sub.add_parser("repro", help="run one reproducer by name"))
     rp.add_argument("name")
@@ -106,6 +124,8 @@ def _dispatch(args) -> int:
     if args.command == "console":
         from . import console_cli
         return console_cli.main(args.logs, args.json)
+    if args.command == "report":
+        return cmd_report(args)
     cfg = config.load(args.config)
     if args.command == "build":
         return cmd_build(cfg, args)
@@ -115,13 +135,43 @@ def _dispatch(args) -> int:
     if args.command == "list":
         return runner.cmd_list(cfg)
     if args.command == "run":
-        return runner.cmd_run(cfg, only=args.only, accel=args.accel, repeat=args.repeat, duration=args.duration)
+        return runner.cmd_run(cfg, only=args.only, accel=args.accel, repeat=args.repeat, duration=args.duration,
+                              shard=args.shard)
+    if args.command == "nightly":
+        from . import nightly
+        return nightly.cmd_nightly(cfg, accel=args.accel)
     if args.command == "repro":
         return runner.cmd_repro(cfg, args.name, fs=args.fs, repeat=args.repeat, accel=args.accel,
                                 duration=args.duration)
     if args.command == "shell":
         return runner.cmd_shell(cfg, accel=args.accel)
     raise AssertionError(args.command)
+
+
+def cmd_report(args) -> int:
+    from . import results
+    from .report import merge, record
+    if args.merge:
+        if not args.output:
+            raise UserError("report --merge: give the merged run directory with -o, e.g. -o results/merged")
+        out = merge.merge([Path(d) for d in args.runs], Path(args.output))
+        if (out / "baseline").is_dir():
+            results.render_reports(out / "baseline", use_history=False)
+        dirs = [out]
+    else:
+        if args.output:
+            raise UserError("report: -o is for --merge; a run's reports are written into its own directory")
+        dirs = [Path(d) for d in args.runs]
+        for d in dirs:
+            record.load(d)          # every directory checked before any is rewritten
+    worst = 0
+    for d in dirs:
+        v = results.render_reports(d, use_history=record.load(d).kind != "baseline")
+        if v is None:
+            return 2
+        ui.out((d / "summary.txt").read_text().rstrip("\n"))
+        worst = max(worst, 1 if v.rec.failed else 0)
+    return worst
 
 
 def cmd_build(cfg: config.RunConfig, args) -> int:

@@ -74,6 +74,19 @@ class Variant:
 
 
 @dataclass
+class BaselineConfig:
+    """The same jobs on the same base without the series: labels regression/fixed/stable."""
+    series: list[str] = field(default_factory=list)      # the baseline kernel's series (default: none)
+
+
+@dataclass
+class NightlyConfig:
+    """`harness.py nightly` (issue 7): what happens around the run."""
+    keep: int = 14                      # nightly run directories kept; older ones are pruned
+    fetch: bool = False                 # `git fetch` in kernel.git first (its remote-tracking refs only)
+
+
+@dataclass
 class RunConfig:
     name: str
     kernel: KernelConfig = field(default_factory=KernelConfig)
@@ -85,6 +98,8 @@ class RunConfig:
     warn_is_failure: bool = True
     results: str = "results"
     fstests: FstestsConfig | None = None    # fstests in the guest (kharness/fstests.py)
+    baseline: BaselineConfig | None = None  # also run the jobs on the base without the series
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
     path: Path | None = None            # the file this came from (not a YAML key)
 
 
@@ -191,6 +206,10 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
             raise UserError(f"{path}: {label}: {value!r} is not a size like 512M or 4G")
     if cfg.repeat < 1:
         raise UserError(f"{path}: repeat: must be at least 1, got {cfg.repeat}")
+    if cfg.nightly.keep < 1:
+        raise UserError(f"{path}: nightly.keep: must be at least 1, got {cfg.nightly.keep}")
+    if cfg.nightly.fetch and not cfg.kernel.git:
+        raise UserError(f"{path}: nightly.fetch: only a `kernel.git` tree can be fetched; remove it or use kernel.git")
     if cfg.vm.cpus < 1:
         raise UserError(f"{path}: vm.cpus: must be at least 1, got {cfg.vm.cpus}")
     seen = set()

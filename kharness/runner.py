@@ -478,10 +478,60 @@ def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
     return k, img
 
 
-def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str) -> int:
+def _start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: list[Job], accel: str | None):
+    fst = fstests.Suite.prepare(cfg, run_dir, jobs)      # the image with fstests built in, or why not
+    return Session(cfg, run_dir, kernel_art, fst.image or image_art, accel), fst
+
+
+def _execute_all(session: "Session", fst, jobs: list[Job], job_results: list[JobResult]) -> None:
+    """Run the jobs; each result is appended and written as it finishes (kept on interrupt)."""
+    run_dir = session.run_dir
+    repro = (execute(session, j, run_dir / "jobs" / j.variant.name / j.name.replace("#", "."))
+             for j in jobs if not fstests.is_fstests(j))
+    for r in itertools.chain(repro, fst.run(session, jobs)):
+        job_results.append(r)
+        ui.info(results.one_line(r))
+        results.write_job(r, run_dir)
+
+
+def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], skipped, accel: str | None) -> None:
+    """The same jobs on the same base without the series (config `baseline:`), in run_dir/baseline."""
+    base_dir = run_dir / "baseline"
+    base_dir.mkdir()
+    series = cfg.baseline.series
+    ui.stage(f"baseline: the same {len(jobs)} job(s) on the base with series {', '.join(series) or 'none'}")
+    started = time.time()
+    kernel_art, session, job_results, interrupted = None, None, [], False
+    try:
+        kernel_art, hit = kernel.build_kernel(cfg.kernel, base_dir, series_override=series)
+        ui.info(f"{'cache hit' if hit else 'built'}: {kernel_art.release} ({kernel_art.dir})")
+        session, fst = _start_session(cfg, base_dir, kernel_art, image_art, jobs, accel)
+        _execute_all(session, fst, jobs, job_results)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if session:
+            session.close()
+        results.write_run(base_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
+                          interrupted=interrupted, kind="baseline",
+                          setup_error=None if kernel_art else "baseline kernel build did not finish")
+
+
+def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str, kind: str = "run",
+             shard: tuple[int, int] | None = None, run_dir: Path | None = None) -> int:
+    """Run jobs (this shard's, with --shard) and write the run directory; exit status as `run`."""
     _check_disk_room(cfg, results.results_root(cfg))
-    run_dir = results.new_run_dir(cfg, label)
-    ui.stage(f"run {run_dir}")
+    plan_ids = [j.id for j in jobs]
+    if shard:
+        from . import shard as sharding
+        from .report.history import History
+        with History(results.results_root(cfg)) as h:
+            recorded = h.mean_durations(cfg.name)
+        jobs, skipped = sharding.select(jobs, skipped, shard, recorded)
+        label, kind = f"{label}-shard{shard[0]}of{shard[1]}", "shard"
+    run_dir = run_dir or results.new_run_dir(cfg, label)
+    ui.stage(f"run {run_dir}" + (f" (shard {shard[0]}/{shard[1]}: {len(jobs)} of {len(plan_ids)} jobs)" if shard else ""))
     started = time.time()
     session = None
     job_results: list[JobResult] = []
@@ -489,15 +539,12 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
     interrupted = False
     try:
         kernel_art, image_art = _prepare_artifacts(cfg, run_dir)
-        fst = fstests.Suite.prepare(cfg, run_dir, jobs)      # the image with fstests built in, or why not
-        session = Session(cfg, run_dir, kernel_art, fst.image or image_art, accel)
         ui.stage(f"{len(jobs)} job(s)")
-        repro = (execute(session, j, run_dir / "jobs" / j.variant.name / j.name.replace("#", "."))
-                 for j in jobs if not fstests.is_fstests(j))
-        for r in itertools.chain(repro, fst.run(session, jobs)):
-            job_results.append(r)
-            ui.info(results.one_line(r))
-            results.write_job(r, run_dir)
+        session, fst = _start_session(cfg, run_dir, kernel_art, image_art, jobs, accel)
+        _execute_all(session, fst, jobs, job_results)
+        session.close()
+        if cfg.baseline and jobs:
+            _run_baseline(cfg, run_dir, image_art, jobs, skipped, accel)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -507,13 +554,15 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
         if kernel_art is None and not interrupted:
             setup_error = "kernel or image build did not finish"
         results.write_run(run_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
-                          interrupted=interrupted, setup_error=setup_error)
+                          interrupted=interrupted, setup_error=setup_error, kind=kind,
+                          shard=f"{shard[0]}/{shard[1]}" if shard else None, plan=plan_ids)
     if interrupted:
         raise KeyboardInterrupt
     return results.exit_status(job_results, jobs)
 
 
-def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None) -> int:
+def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None, shard=None, kind="run",
+            run_dir: Path | None = None) -> int:
     only_repro, only_fst = fstests.split_only(only)      # generic/363, "fstests" -> fstests
     jobs, skipped = [], []
     if cfg.tests if only_repro is None else only_repro:
@@ -521,7 +570,7 @@ def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None) -
     fjobs, fskipped = fstests.plan(cfg, only_fst, repeat=repeat)
     if not (jobs or fjobs or skipped or fskipped):
         raise UserError(f"{cfg.path}: tests: nothing to run (no tests, no fstests.tests, or --only matched none)")
-    return run_jobs(cfg, jobs + fjobs, skipped + fskipped, accel, cfg.name)
+    return run_jobs(cfg, jobs + fjobs, skipped + fskipped, accel, cfg.name, kind=kind, shard=shard, run_dir=run_dir)
 
 
 def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, duration=None) -> int:
