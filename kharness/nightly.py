@@ -23,6 +23,8 @@ from pathlib import Path
 from . import proc, results, runner, ui
 from .config import RunConfig
 from .errors import UserError
+from .report import html
+from .report.history import History
 
 LOCK_NAME = ".nightly.lock"
 
@@ -90,6 +92,8 @@ def cmd_nightly(cfg: RunConfig, accel: str | None = None) -> int:
         if gone:
             ui.info(f"retention: deleted {len(gone)} nightly run(s) older than the newest {cfg.nightly.keep}: "
                     f"{', '.join(d.name for d in gone)}")
+            with History(root) as h:            # the index links only what is still there
+                html.write_index(root / "index.html", h)
         summary = run_dir / "summary.txt"
         if summary.exists():
             ui.out(summary.read_text().rstrip("\n"))
