@@ -103,6 +103,12 @@ def _where(path: Path, node: yaml.Node) -> str:
 
 
 def _build(tp, node: yaml.Node, key: str, path: Path):
+    # Nodes are only composed, never constructed, so a !!python/... tag runs nothing; still,
+    # refuse it (and local !tags) rather than read the tagged node as plain data.
+    if not node.tag.startswith("tag:yaml.org,2002:") or node.tag.startswith("tag:yaml.org,2002:python/"):
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise UserError(f"{_where(path, node)}: {key or 'top level'}: YAML tag {tag} is not allowed in a config "
+                        "(plain values only)")
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
@@ -195,7 +201,8 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
         if not _SIZE.match(value):
             raise UserError(f"{path}: {label}: {value!r} is not a size like 512M or 4G")
     if not _NAME.match(cfg.name):
-        raise UserError(f"{path}: name: {cfg.name!r} must be letters, digits and _ . + - (it names the results directory)")
+        raise UserError(f"{path}: name: {cfg.name!r} must be letters, digits and _ . + - "
+                        "(it names the results directory)")
     if cfg.repeat < 1:
         raise UserError(f"{path}: repeat: must be at least 1, got {cfg.repeat}")
     if cfg.vm.cpus < 1:
