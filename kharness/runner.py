@@ -414,6 +414,9 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
         # The end marker is written before the command returns; let the console catch up.
         s.stream.wait(lambda: f"end {job.id}" in s.stream.marks, 10)
     end_line = s.stream.marks.get(f"end {job.id}") if not trouble else None
+    with s.stream.cond:       # a long run on one boot must not keep every job's marks
+        s.stream.marks.pop(f"start {job.id}", None)
+        s.stream.marks.pop(f"end {job.id}", None)
     s.close_window()
     findings = s.window_findings(end_line)
     _write_window(s, start_line, job_dir / "console.txt")
