@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import shlex
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,10 @@ class RunConfig:
 _NOT_KEYS = {"path"}
 _VALID = {"vm.accel": {"auto", "kvm", "tcg"}}
 _SIZE = re.compile(r"^\d+[KMGT]?$")
+# Run and variant names become path components on the host (results/<stamp>-<name>/,
+# jobs/<variant>/) and in the guest (/mnt/test/<variant>.<job>, removed with rm -rf):
+# no '/', no leading '.', nothing a shell or a path would read specially.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def _where(path: Path, node: yaml.Node) -> str:
@@ -113,6 +118,12 @@ def _where(path: Path, node: yaml.Node) -> str:
 
 
 def _build(tp, node: yaml.Node, key: str, path: Path):
+    # Nodes are only composed, never constructed, so a !!python/... tag runs nothing; still,
+    # refuse it (and local !tags) rather than read the tagged node as plain data.
+    if not node.tag.startswith("tag:yaml.org,2002:") or node.tag.startswith("tag:yaml.org,2002:python/"):
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise UserError(f"{_where(path, node)}: {key or 'top level'}: YAML tag {tag} is not allowed in a config "
+                        "(plain values only)")
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
@@ -204,6 +215,9 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
                          ("vm.memory", cfg.vm.memory)):
         if not _SIZE.match(value):
             raise UserError(f"{path}: {label}: {value!r} is not a size like 512M or 4G")
+    if not _NAME.match(cfg.name):
+        raise UserError(f"{path}: name: {cfg.name!r} must be letters, digits and _ . + - "
+                        "(it names the results directory)")
     if cfg.repeat < 1:
         raise UserError(f"{path}: repeat: must be at least 1, got {cfg.repeat}")
     if cfg.nightly.keep < 1:
@@ -217,6 +231,15 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
         if v.name in seen:
             raise UserError(f"{path}: variants: name {v.name!r} is used twice")
         seen.add(v.name)
+        if not _NAME.match(v.name):
+            raise UserError(f"{path}: variants[{v.name}].name: must be letters, digits and _ . + - "
+                            "(it names a directory on the host and in the guest)")
+        for label, value in (("mkfs", v.mkfs), ("mount", v.mount)):
+            try:
+                shlex.split(value)          # the options reach mkfs/mount as these words, never through a shell
+            except ValueError as e:
+                raise UserError(f"{path}: variants[{v.name}].{label}: {value!r} cannot be split into "
+                                f"options ({e}); quote each option whole")
         if v.fstype not in ("ext4", "xfs"):
             raise UserError(f"{path}: variants[{v.name}].fstype: {v.fstype!r} is not supported (ext4 or xfs)")
     if cfg.fstests:

@@ -134,9 +134,11 @@ def check_config(cfg, path) -> None:
     seen: dict[str, str] = {}
     for v in cfg.variants:
         for label, value in (("mkfs", v.mkfs), ("mount", v.mount)):
-            if any(c in value for c in "\"'\n"):
-                raise UserError(f"{path}: variants[{v.name}].{label}: fstests' local.config cannot hold quotes "
-                                f"or newlines in an option value ({value!r})")
+            # fstests' parse_config_section() evals each line inside double quotes: $, ` and backslash would be
+            # expanded (run) in the guest, and # starts a comment there (cuts the option short).
+            if any(c in value for c in "\"'\n$`\\#"):
+                raise UserError(f"{path}: variants[{v.name}].{label}: fstests' local.config cannot hold quotes, "
+                                f"$, `, \\, # or newlines in an option value ({value!r})")
         s = section_name(v.name)
         if s in seen:
             raise UserError(f"{path}: variants {seen[s]!r} and {v.name!r} give the same fstests section name {s!r}")

@@ -142,11 +142,14 @@ def load_image(key: str) -> ImageArtifact | None:
     img, ck = d / ROOTFS, d / CLIENT_KEY
     if not (img.is_file() and ck.is_file() and meta.get("host_key_pub")):
         return None
-    if stat.S_IMODE(ck.stat().st_mode) != 0o600:
-        try:
-            os.chmod(ck, 0o600)     # ssh refuses group/world-readable keys
-        except OSError:
-            pass
+    # ssh refuses group/world-readable keys; rootfs.img holds the guest's private host key
+    # (whoever can read it can pose as the guest on the forwarded port).
+    for private in (ck, img):
+        if stat.S_IMODE(private.stat().st_mode) != 0o600:
+            try:
+                os.chmod(private, 0o600)
+            except OSError:
+                pass
     return ImageArtifact(path=img, host_key_pub=meta["host_key_pub"], client_key=ck, key=key,
                          suite=meta["suite"], recipe_files=tuple(meta.get("recipe_files", RECIPE_FILES)))
 
@@ -252,6 +255,7 @@ def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes],
     shutil.rmtree(root)
 
     img = tmp / ROOTFS
+    os.chmod(img, 0o600)        # it holds the guest's private host key: the owner's alone
     meta = {
         "key": key,
         "suite": suite,

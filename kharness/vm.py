@@ -203,7 +203,10 @@ class Vm:
         self._tail: threading.Thread | None = None
 
     def start(self) -> None:
-        self.spec.console.write_bytes(b"")
+        # Created here (QEMU appends), so QEMU's umask below does not apply: make it ours only.
+        fd = os.open(self.spec.console, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        os.close(fd)
         argv = qemu_argv(self.spec)
         with open(self.stderr_log, "a") as err:
             err.write(f"$ {shlex.join(argv)}\n")
