@@ -62,3 +62,27 @@ def test_retention_prunes_only_old_nightlies_of_the_config(tmp_path):
     assert sorted(gone) == nights[:3]
     assert [d.exists() for d in nights] == [False, False, False, True, True]
     assert manual.exists() and other.exists()
+
+
+def test_fetch_moves_the_configured_ref(tmp_path):
+    """nightly.fetch: `git fetch` in kernel.git, so kernel.ref (origin/master) follows upstream."""
+    import subprocess
+    from kharness.config import load
+
+    def git(*args, cwd):
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                              env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                   "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout.strip()
+    up, tree = tmp_path / "upstream", tmp_path / "linux"
+    up.mkdir()
+    git("init", "-q", "-b", "master", cwd=up)
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=up)
+    git("clone", "-q", str(up), str(tree), cwd=tmp_path)
+    git("commit", "-q", "--allow-empty", "-m", "two", cwd=up)
+    new = git("rev-parse", "HEAD", cwd=up)
+    assert git("rev-parse", "origin/master", cwd=tree) != new
+    cfg = tmp_path / "n.yaml"
+    cfg.write_text(f"name: n\nkernel: {{git: {tree}, ref: origin/master}}\nnightly: {{fetch: true}}\n")
+    nightly.fetch(load(cfg), tmp_path / "fetch.log")
+    assert git("rev-parse", "origin/master", cwd=tree) == new
+    assert git("status", "--porcelain", cwd=tree) == ""          # the work tree is not touched
