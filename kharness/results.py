@@ -193,3 +193,5 @@ def _print_table(job_results, not_run, outside, run_dir: Path) -> None:
     ui.console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no jobs ran")
     for name, t in repeat_tallies(job_results).items():
         ui.console.print(f"  {name}: {t['failed']} of {t['runs']} failed ({t['label']})")
+    if (run_dir / "report.html").exists():
+        ui.console.print(f"report: {run_dir / 'report.html'}  (summary: {run_dir / 'summary.txt'})")

@@ -583,14 +583,14 @@ def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, durat
         jobs, skipped = fstests.plan(cfg, [name], variants=fs, repeat=repeat)
         if not jobs:
             raise UserError(f"{name} applies to none of the chosen variants: {'; '.join(r for _, _, r in skipped)}")
-        return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{name.replace('/', '-')}")
+        return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{name.replace('/', '-')}", kind="repro")
     cat = catalogue.load()
     test = catalogue.lookup(cat, name)
     jobs, skipped = plan(cfg, cat, tests=[name], variants=fs, repeat=repeat, duration=duration)
     if not jobs:
         reasons = "; ".join(r for _, _, r in skipped)
         raise UserError(f"{name} applies to none of the chosen variants: {reasons}")
-    return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{test.name}")
+    return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{test.name}", kind="repro")
 
 
 def cmd_list(cfg: RunConfig) -> int:

@@ -4,6 +4,8 @@ It outlives the run directories (nightly retention prunes those, not this), and
 answers: what did this job do in earlier runs of the same config, which jobs are
 new failures, how long does each job take (for balancing shards), and the trend
 for the index page. Shard runs are not recorded on their own: their merge is.
+`repro` runs (one reproducer, often looped far longer than a nightly would) are
+not recorded either: they would make "new failure" mean something else.
 """
 from __future__ import annotations
 
