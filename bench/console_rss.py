@@ -12,11 +12,10 @@ also measures a child that reads the same file whole. Prints numbers; asserts no
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,14 +35,27 @@ def make_log(path: Path, mb: int, fixture: str = "hung-task.log") -> int:
     return path.stat().st_size
 
 
+# The child is started from a small fresh launcher, not from the caller: the kernel
+# carries a process's pre-exec memory high-water mark across execve (exec_mmap():
+# setmax_mm_hiwater_rss), so a child forked from a big process (pytest, late in a
+# suite) would report the parent's RSS as its own peak.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+t0 = time.monotonic()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+out = p.stdout.read()
+_, status, usage = os.wait4(p.pid, 0)
+print(json.dumps([usage.ru_maxrss, os.waitstatus_to_exitcode(status), time.monotonic() - t0,
+                  out.decode(errors="replace")]))
+"""
+
+
 def peak_rss_kib(argv: list[str]) -> tuple[int, int, float, str]:
     """(peak RSS KiB, exit status, seconds, stdout) of one child process."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss, p.returncode, time.monotonic() - t0, out.decode(errors="replace")
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], cwd=REPO, capture_output=True,
+                         text=True, check=True)
+    rss, rc, secs, text = json.loads(out.stdout)
+    return rss, rc, secs, text
 
 
 def measure(log: Path) -> dict:

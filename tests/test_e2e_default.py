@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import REPO, harness
+from conftest import harness
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,6 @@
 parsers and the verdict combination, on output captured from real runs (tests/data/fstests/)."""
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
