@@ -339,6 +339,20 @@ def load_artifact(key: str) -> KernelArtifact | None:
         return None
 
 
+def preflight(k: KernelConfig, series_override: list[str] | None = None) -> None:
+    """Every input a build will read, checked before a run starts (one line on the first
+    problem, nothing created): series and their patches, fragments, base config, source."""
+    names = series_override if series_override is not None else k.series
+    for n in names:
+        read_series(n)
+    for f in k.fragments:
+        fragment_path(f)
+    if k.base_config not in BASE_TARGETS and not repo_path(k.base_config).is_file():
+        raise UserError(f"kernel.base_config: {k.base_config!r} is neither {'/'.join(BASE_TARGETS)} nor a file")
+    if not k.debian:            # a Debian package is only known after apt has been asked
+        resolve_source(k)
+
+
 def build_kernel(k: KernelConfig, log_dir: Path, series_override: list[str] | None = None) -> tuple[KernelArtifact, bool]:
     """Build (or find in the cache) the kernel the config describes; returns (artifact, cache_hit)."""
     names = series_override if series_override is not None else k.series

@@ -527,6 +527,9 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
              shard: tuple[int, int] | None = None, run_dir: Path | None = None) -> int:
     """Run jobs (this shard's, with --shard) and write the run directory; exit status as `run`."""
     _check_disk_room(cfg, results.results_root(cfg))
+    kernel.preflight(cfg.kernel)                 # bad input: one line before anything is created
+    if cfg.baseline:
+        kernel.preflight(cfg.kernel, cfg.baseline.series)
     plan_ids = [j.id for j in jobs]
     if shard:
         from . import shard as sharding
