@@ -273,6 +273,9 @@ class Session:
                     if fallback_ok and "banner" in problem:
                         machine.kill()
                         return None
+                    if "banner" in problem and self.cfg.vm.cmdline:
+                        problem += (f" (vm.cmdline adds {self.cfg.vm.cmdline!r}: does it send the console "
+                                    f"elsewhere or silence the kernel?)")
                     vm.raise_boot_error(problem, machine)
                 p.update("waiting for sshd")
                 guest = Guest(spec.ssh_port, self.image.host_key_pub, self.image.client_key)

@@ -33,6 +33,7 @@ READY_MARKER = "KHARNESS-READY"
 SSHD_FAILED_MARKER = "KHARNESS-SSHD-FAILED"     # kvm/init: sshd did not come up
 BANNER = re.compile(r"Linux version \d")
 JOB_MARK = re.compile(r"kharness: job-(start|end) (\S+)")
+PANIC_LINE = re.compile(r"Kernel panic - not syncing: .*")
 _PR_SET_PDEATHSIG = 1
 _live: set["Vm"] = set()
 
@@ -236,6 +237,11 @@ class Vm:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def drain(self, timeout: float = 5) -> None:
+        """After QEMU exited: wait until the console tail has copied all it wrote."""
+        if self._tail and not self.alive():
+            self._tail.join(timeout)
+
     def qemu_error(self) -> str:
         """QEMU's own complaint (hostfwd port taken, bad option), from its stderr log."""
         try:
@@ -289,18 +295,28 @@ class BootResult:
 def wait_boot(vm: Vm, banner_timeout: float, ready_timeout: float) -> str | None:
     """Wait for the banner then the ready marker; returns None when ready, else what went wrong."""
     s = vm.stream
-    if not s.wait(lambda: "banner" in s.marks or not vm.alive(), banner_timeout):
+    if not s.wait(lambda: "banner" in s.marks or "ready" in s.marks or not vm.alive(), banner_timeout):
         return f"no kernel banner on the console within {banner_timeout:.0f} s"
+    if "banner" not in s.marks and "ready" in s.marks:
+        # The guest is up, but the kernel's own messages (hangs, oopses) never reach the
+        # console: judging jobs without them would pass every hang. (No "banner" in this
+        # message: it is not a KVM stall, so no TCG fallback.)
+        return (f"the guest printed {READY_MARKER} but the kernel's messages ('Linux version ...') never "
+                f"reached the serial console: is vm.cmdline hiding them (loglevel=, quiet, console=)?")
     if "banner" not in s.marks:
+        vm.drain()
         return f"QEMU exited before the kernel printed anything: {vm.qemu_error() or 'see qemu.log'}"
     if not s.wait(lambda: "ready" in s.marks or "sshd-failed" in s.marks or not vm.alive(), ready_timeout):
         return f"the guest did not reach {READY_MARKER} within {ready_timeout:.0f} s"
     if "sshd-failed" in s.marks:
         return "sshd failed to start in the guest (its log is on the console)"
     if "ready" not in s.marks:
-        return "QEMU exited during boot (kernel panic?)"
+        vm.drain()      # the panic message is the last thing QEMU wrote: read it all first
+        panic = next((m.group(0).rstrip(". ") for ln in reversed(s.tail) if (m := PANIC_LINE.search(ln))), None)
+        return f"QEMU exited during boot: {panic}" if panic else "QEMU exited during boot (kernel panic?)"
     return None
 
 
 def raise_boot_error(what: str, vm: Vm) -> None:
-    raise InfraError(f"boot failed: {what}; console tail:\n{vm.stream.tail_text(15)}")
+    # The first line is the message (junit's message attribute, the table); the tail follows it.
+    raise InfraError(f"boot failed: {what}\nconsole tail:\n{vm.stream.tail_text(15)}")
