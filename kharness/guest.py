@@ -6,6 +6,7 @@ one accepted (RejectPolicy); a guest presenting another key is refused.
 from __future__ import annotations
 
 import base64
+import logging
 import socket
 import time
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from typing import Callable
 import paramiko
 
 from .errors import InfraError
+
+# paramiko's transport thread logs every failed attempt with a traceback (through
+# logging's last-resort handler, to the user's terminal); connect() retries and
+# reports what went wrong in one line instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -43,7 +49,8 @@ class Guest:
 
     def connect(self, deadline: float, alive: Callable[[], bool] = lambda: True) -> None:
         """Retry until sshd answers or the deadline (monotonic) passes."""
-        last = "no attempt"
+        seen: list[str] = []     # distinct failures, first ones first: the later ones are often consequences
+        start = time.monotonic()
         while time.monotonic() < deadline and alive():
             client = paramiko.SSHClient()
             client.get_host_keys().add(f"[127.0.0.1]:{self.port}", self.host_key.get_name(), self.host_key)
@@ -61,10 +68,16 @@ class Guest:
                 client.close()
                 raise InfraError(f"guest presented a host key that is not the image's pinned key ({e}); refusing")
             except (OSError, paramiko.SSHException, EOFError) as e:
-                last = str(e) or type(e).__name__
+                why = str(e) or type(e).__name__
+                if why not in seen and len(seen) < 3:
+                    seen.append(why)
                 client.close()
                 time.sleep(0.2)
-        raise InfraError(f"sshd in the guest did not answer on 127.0.0.1:{self.port} ({last})")
+        why = "; ".join(seen) or "no attempt"
+        if not alive():
+            raise InfraError(f"QEMU exited while waiting for sshd in the guest on 127.0.0.1:{self.port} ({why})")
+        raise InfraError(f"sshd in the guest did not answer on 127.0.0.1:{self.port} within "
+                         f"{time.monotonic() - start:.0f} s ({why}); is the guest's network up? see console.log")
 
     def alive(self) -> bool:
         t = self.client.get_transport() if self.client else None
