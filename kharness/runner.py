@@ -408,7 +408,7 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     check_abort = TroubleWatch(s, guest)
     outcome = guest.run(cmd, timeout=job.timeout, stdout_path=job_dir / "stdout",
                         stderr_path=job_dir / "stderr", check_abort=check_abort)
-    if outcome.lost and s.vm and not s.vm.alive():
+    if outcome.lost and s.vm and s.vm.exited(grace=3):
         outcome.aborted = "crash: QEMU exited during the job (the guest panicked or was killed)"
     trouble = outcome.exit_status is None
     if trouble:

@@ -237,6 +237,17 @@ class Vm:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def exited(self, grace: float) -> bool:
+        """Has QEMU exited, or does it within `grace` seconds? (A killed QEMU's sockets close
+        before its process can be reaped: ssh sees the end first.)"""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(grace)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
     def drain(self, timeout: float = 5) -> None:
         """After QEMU exited: wait until the console tail has copied all it wrote."""
         if self._tail and not self.alive():
