@@ -35,6 +35,22 @@ class Outcome:
     stderr: str = ""
 
 
+def _save(f, data: bytes, errors: list[str]):
+    """Write data to f; on an error (ENOSPC) note it, close f and return None."""
+    if f is None:
+        return None
+    try:
+        f.write(data)
+        return f
+    except OSError as e:
+        errors.append(f"{f.name}: {e.strerror}")
+        try:
+            f.close()
+        except OSError:
+            pass
+        return None
+
+
 def _pinned_key(host_key_pub: str) -> paramiko.PKey:
     kind, b64 = host_key_pub.split()[:2]
     return paramiko.PKey.from_type_string(kind, base64.b64decode(b64))
@@ -96,6 +112,7 @@ class Guest:
         out_f = open(stdout_path, "wb") if stdout_path else None
         err_f = open(stderr_path, "wb") if stderr_path else None
         out_tail, err_tail = bytearray(), bytearray()
+        saving: list[str] = []      # why writing an output file failed
         try:
             try:
                 chan = self.client.get_transport().open_session(timeout=10)
@@ -108,15 +125,18 @@ class Guest:
                 while chan.recv_ready():
                     data = chan.recv(65536)
                     got = True
-                    if out_f:
-                        out_f.write(data)
+                    out_f = _save(out_f, data, saving)
                     out_tail = (out_tail + data)[-4096:]
                 while chan.recv_stderr_ready():
                     data = chan.recv_stderr(65536)
                     got = True
-                    if err_f:
-                        err_f.write(data)
+                    err_f = _save(err_f, data, saving)
                     err_tail = (err_tail + data)[-4096:]
+                if saving:      # the host could not keep the job's output (results disk full)
+                    chan.close()
+                    return Outcome(None, time.monotonic() - start,
+                                   aborted=f"error: cannot save the job's output on the host ({saving[0]})",
+                                   stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     status = chan.recv_exit_status()
                     if status == -1:   # paramiko: the channel closed without an exit status
@@ -142,10 +162,12 @@ class Guest:
                     except socket.timeout:
                         pass
         finally:
-            if out_f:
-                out_f.close()
-            if err_f:
-                err_f.close()
+            for f in (out_f, err_f):
+                if f:
+                    try:
+                        f.close()
+                    except OSError:     # its last flush failed: already reported above
+                        pass
 
     def ping(self, timeout: float = 15) -> bool:
         """Does the guest still run commands? (A dead guest behind QEMU's user net keeps

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import json
 import os
 import re
@@ -143,12 +144,17 @@ class ConsoleStream:
         self.cond = threading.Condition()
         self._partial = ""
         self.last_activity = time.monotonic()
+        self.error: str | None = None     # console.log could not be written (results disk full)
 
     def write(self, text: str) -> None:
         """Append text to console.log, update line count and marks, feed the analyzer."""
         with self.cond:
-            self.out.write(text)
-            self.out.flush()
+            if not self.error:
+                try:
+                    self.out.write(text)
+                    self.out.flush()
+                except OSError as e:
+                    self._write_failed(e)
             data = self._partial + text
             *complete, self._partial = data.split("\n")
             for line in complete:
@@ -165,6 +171,19 @@ class ConsoleStream:
             self.last_activity = time.monotonic()
             self.on_text(text)
             self.cond.notify_all()
+
+    def _write_failed(self, e: OSError) -> None:
+        """Stop writing console.log (keep counting lines and feeding the analyzer, so the
+        running job is still judged) and say so once; the runner stops the run."""
+        what = "results disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write the console log"
+        self.error = f"{what}: writing {self.path} failed ({e.strerror}); console output after line {self.lines} is lost"
+        from . import ui
+        ui.warn(self.error)
+        try:
+            self.out.close()
+        except OSError:
+            pass
+        self.out = open(os.devnull, "w")
 
     def new_boot(self, header: str) -> None:
         with self.cond:
@@ -189,7 +208,11 @@ class ConsoleStream:
 
     def close(self) -> None:
         with self.cond:
-            self.out.close()
+            try:
+                self.out.close()
+            except OSError as e:     # the last flush: the disk filled up
+                if not self.error:
+                    self._write_failed(e)
 
 
 class Vm:
