@@ -394,3 +394,67 @@ def test_console_flood(box):
     assert growth_kb * 1024 < log.stat().st_size / 2, (base, peak, log.stat().st_size)
     print(f"harness RSS at job start {base} kB, peak {peak} kB; console.log {log.stat().st_size} bytes")
     box.assert_clean()
+
+
+# ---------------------------------------------------------------- 7. the results disk fills up
+
+@E2E
+def test_results_disk_fills_up(box):
+    """`results:` on a 160 MiB tmpfs, filled to the last byte by the test while a job floods the
+    console: the harness says "results disk full" (no traceback), stops the run, and still
+    writes junit.xml and summary.json (from the space it set aside at the start)."""
+    mnt = box.tmp / "rdisk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160M", "kharness-test", str(mnt)], check=True)
+    try:
+        cfg = box.config(vm={"cmdline": "printk.devkmsg=on", "disk_size": "64M"}, results=mnt,
+                         tests=["fault-console-flood", "zero-range-basic"])
+        h = box.popen("run", "-c", cfg)
+        try:
+            wait_for(lambda: any("kharness: job-start ext4.fault-console-flood" in p.read_text(errors="replace")
+                                 for p in mnt.glob("*/console.log")), 3 * (BOOT + 30), "the flood job to start")
+            with open(mnt / "fill", "wb") as f:          # everything that is left
+                try:
+                    while True:
+                        f.write(b"\0" * (1 << 20))
+                        f.flush()
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC
+            rc = h.wait(timeout=3 * (BOOT + 60))
+        finally:
+            if h.poll() is None:
+                os.killpg(h.pid, signal.SIGKILL)
+        out = box.output()
+        assert rc == 2, out[-3000:]
+        no_traceback(out)
+        assert "results disk full" in out
+        run = box.run_dir(mnt)
+        cases = junit_cases(run)
+        msg = problem(cases[("ext4", "fault-console-flood")], "error")
+        # Whichever is seen first: the run directory with no room left (QEMU drops console output it
+        # cannot write), or console.log failing to grow.
+        assert msg.startswith(f"results disk full: {run} has less than 1 MiB free") or \
+            (msg.startswith("results disk full: writing ") and "(No space left on device)" in msg), msg
+        msg = problem(cases[("ext4", "zero-range-basic")], "error")
+        assert msg.startswith("not run: results disk full"), msg
+        s = summary(run)
+        assert [j["status"] for j in s["jobs"]] == ["error"] and s["not_run"] == ["ext4.zero-range-basic"]
+        assert "kharness: job-start ext4.fault-console-flood" in (run / "console.log").read_text(errors="replace")
+        assert not (run / ".reserve").exists()
+        box.assert_clean()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_console_stream_disk_full_is_a_clear_stop():
+    """console.log on a device that is always full (/dev/full, ENOSPC on every write): the tail
+    thread's write() records "results disk full" instead of raising (which killed the thread and
+    silently ended console capture), and keeps counting lines and feeding the analyzer."""
+    from kharness.vm import ConsoleStream
+    fed = []
+    stream = ConsoleStream(Path("/dev/full"), fed.append)
+    stream.write("[    1.0] first line\n")
+    stream.write("[    2.0] second line\n")
+    assert stream.error and stream.error.startswith("results disk full: writing /dev/full failed (No space left")
+    assert stream.lines == 2 and fed == ["[    1.0] first line\n", "[    2.0] second line\n"]
+    stream.close()
