@@ -458,3 +458,144 @@ def test_console_stream_disk_full_is_a_clear_stop():
     assert stream.error and stream.error.startswith("results disk full: writing /dev/full failed (No space left")
     assert stream.lines == 2 and fed == ["[    1.0] first line\n", "[    2.0] second line\n"]
     stream.close()
+
+
+# ---------------------------------------------------------------- 8. Ctrl-C
+
+@E2E
+def test_ctrl_c_mid_run(box):
+    """SIGINT to the harness's foreground process group (what a terminal's Ctrl-C does; QEMU is
+    in that group too) while the second of three jobs runs: exit 130, a junit.xml with the
+    finished job and "run interrupted" errors for the other two, no QEMU, TMPDIR clean."""
+    cfg = box.config(tests=["zero-range-basic", "zero-range-vs-writeback-storm", "eof-zeroing"])
+    h = box.popen("run", "-c", cfg)
+    try:
+        wait_for(console_has(box, "kharness: job-start ext4.zero-range-vs-writeback-storm"), 3 * (BOOT + 60),
+                 "the second job to start")
+        os.killpg(os.getpgid(h.pid), signal.SIGINT)
+        rc = h.wait(timeout=3 * 30)
+    finally:
+        if h.poll() is None:
+            os.killpg(h.pid, signal.SIGKILL)
+    out = box.output()
+    assert rc == 130, out[-3000:]
+    no_traceback(out)
+    assert "harness.py: interrupted" in out
+    run = box.run_dir()
+    cases = junit_cases(run)
+    assert all(c.tag in ("system-out", "system-err") for c in cases[("ext4", "zero-range-basic")])
+    for job in ("zero-range-vs-writeback-storm", "eof-zeroing"):
+        assert problem(cases[("ext4", job)], "error").startswith("run interrupted"), job
+    s = summary(run)
+    assert s["interrupted"] is True
+    assert [j["job"] for j in s["jobs"]] == ["ext4.zero-range-basic"] and s["jobs"][0]["status"] == "pass"
+    assert s["not_run"] == ["ext4.zero-range-vs-writeback-storm", "ext4.eof-zeroing"]
+    assert not (run / ".reserve").exists()
+    box.assert_clean()
+
+
+# ---------------------------------------------------------------- 9. two runs at once
+
+@E2E
+def test_two_runs_at_once(box):
+    """Two harness runs started together, same cache, different results directories: both pass,
+    each on its own QEMU with its own ssh port, and both QEMUs ran at the same time."""
+    cfgs = {n: box.config(name=n, results=box.tmp / n) for n in ("conc-a", "conc-b")}
+    procs = {n: subprocess.Popen([sys.executable, str(REPO / "harness.py"), "run", "-c", str(c),
+                                  "--only", "zero-range-vs-sync-range", "--duration", "10s"],
+                                 cwd=REPO, env={**os.environ, **box.env}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+             for n, c in cfgs.items()}
+    seen = {n: set() for n in procs}
+    together = False
+    deadline = time.monotonic() + 3 * 2 * (BOOT + 10 + 120)   # both share 2 cores: count them in series
+    try:
+        while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
+            now = {n: qemu_pids(str(box.tmp / n) + "/") for n in procs}
+            for n, pids in now.items():
+                seen[n].update(pids)
+            together |= all(now.values())
+            time.sleep(0.2)
+        outs = {n: p.communicate(timeout=10)[0] for n, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    ports = {}
+    for n, p in procs.items():
+        assert p.returncode == 0, outs[n][-3000:]
+        no_traceback(outs[n])
+        run = box.run_dir(box.tmp / n)
+        jobs = summary(run)["jobs"]
+        assert [(j["job"], j["status"]) for j in jobs] == [("ext4.zero-range-vs-sync-range", "pass")]
+        console = (run / "console.log").read_text()
+        heads = [ln for ln in console.splitlines() if ln.startswith("==== kharness: boot 1 (tcg, ssh port ")]
+        assert len(heads) == 1, heads
+        ports[n] = heads[0].split("ssh port ")[1].rstrip(") =")
+    assert ports["conc-a"] != ports["conc-b"], ports
+    assert len(seen["conc-a"]) == len(seen["conc-b"]) == 1 and not seen["conc-a"] & seen["conc-b"], seen
+    assert together, "the two runs' QEMUs never ran at the same time"
+    box.assert_clean()
+
+
+def _publish(key, n, fail):
+    """One cache writer (in its own process): publish kind 'bin' entry `key` holding 64 files."""
+    import random
+    from kharness import cache
+    try:
+        with cache.publishing("bin", key) as tmp:
+            for i in range(64):
+                (tmp / f"f{i}").write_text(f"{key} {i}\n")
+                if i % 16 == 0:
+                    time.sleep(random.random() / 50)
+            if fail:
+                raise RuntimeError("writer failed half way")
+    except RuntimeError:
+        return "failed"
+    return str(cache.entry("bin", key))
+
+
+def test_cache_publishing_concurrent_writers(tmp_cache):
+    """Eight processes publish the same key at once (two of them fail half way): every successful
+    writer gets the one complete entry, and no temporary directory is left behind."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        got = pool.starmap(_publish, [("k" * 64, i, i in (2, 5)) for i in range(8)])
+    final = tmp_cache / "bin" / ("k" * 64)
+    assert got.count("failed") == 2 and set(got) - {"failed"} == {str(final)}
+    assert sorted(p.name for p in final.iterdir()) == sorted(f"f{i}" for i in range(64))
+    assert all((final / f"f{i}").read_text() == f"{'k' * 64} {i}\n" for i in range(64))
+    assert [p.name for p in (tmp_cache / "bin").iterdir()] == ["k" * 64]       # no .kkkk.* leftovers
+
+
+def _build(log_dir):
+    from kharness import catalogue
+    r = catalogue.load()["zero-range-basic"]
+    return str(catalogue.build(r, Path(log_dir) / f"build-{os.getpid()}.log"))
+
+
+def test_reproducer_build_concurrent(tmp_cache, tmp_path):
+    """Three processes build the same reproducer into an empty cache at once (gcc -static, really):
+    all get the same binary path, the binary is complete (it runs), nothing temporary is left."""
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        got = pool.map(_build, [str(tmp_path)] * 3)
+    assert len(set(got)) == 1
+    usage = subprocess.run([got[0], "-h"], capture_output=True, text=True, timeout=30)
+    assert "usage" in (usage.stdout + usage.stderr).lower()
+    assert len(list((tmp_cache / "bin").iterdir())) == 1
+
+
+# ---------------------------------------------------------------- after all that
+
+@E2E
+def test_next_run_passes(box):
+    """Last in the module: after every fault above, a plain run on the same cache passes."""
+    proc = box.run("run", "-c", box.config(name="after-faults"), timeout=3 * (BOOT + 120))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = box.run_dir()
+    case = junit_cases(run)[("ext4", "zero-range-basic")]
+    assert all(c.tag in ("system-out", "system-err") for c in case)
+    assert summary(run)["jobs"][0]["status"] == "pass"
+    box.assert_clean()
