@@ -455,6 +455,8 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     if not outcome.aborted and (full := s.stream.error or results_disk_full(s.run_dir)):
         outcome.aborted = f"error: {full}"      # filled up after the last poll: the window may be incomplete
     trouble = outcome.exit_status is None
+    if trouble and s.vm and s.vm.exited(grace=0):
+        s.vm.drain()    # a dead guest's last words (its panic) may still be on their way to console.log
     if trouble:
         _best_effort(_collect_evidence, s, guest, job_dir)
     else:
