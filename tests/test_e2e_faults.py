@@ -602,3 +602,27 @@ def test_next_run_passes(box):
     assert all(c.tag in ("system-out", "system-err") for c in case)
     assert summary(run)["jobs"][0]["status"] == "pass"
     box.assert_clean()
+
+
+# ---------------------------------------------------------------- $KHARNESS_REPRODUCERS, bad input
+
+def test_extra_catalogue_is_listed(box):
+    proc = box.run("list", "-c", box.config(tests=["fault-net-down"]), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "fault-net-down" in proc.stdout and "fault-sysrq-crash" in proc.stdout and "hang-canary" in proc.stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "duplicate"])
+def test_extra_catalogue_bad_input(box, case):
+    extra = box.tmp / "extra"
+    if case == "duplicate":
+        extra.mkdir()
+        (extra / "manifest.yaml").write_text("- {name: hang-canary, script: x.sh, description: mine}\n")
+    box.env["KHARNESS_REPRODUCERS"] = str(extra)
+    proc = box.run("list", "-c", box.config(), timeout=60)
+    assert proc.returncode == 2
+    no_traceback(proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    expect = {"missing": f"$KHARNESS_REPRODUCERS: {extra} has no manifest.yaml",
+              "duplicate": f"{extra}/manifest.yaml: hang-canary: already defined in {REPO}/reproducers/manifest.yaml"}
+    assert expect[case] in proc.stderr, proc.stderr
