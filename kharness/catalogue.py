@@ -3,11 +3,16 @@
 Each entry names a C source (built here with gcc -static and uploaded) or a
 shell script (uploaded as is), which filesystems it applies to, its default
 arguments, its timeout and what it expects (pass, or hang for the canary).
+
+$KHARNESS_REPRODUCERS adds catalogues kept elsewhere (colon-separated
+directories, each with its own manifest.yaml and files): private reproducers,
+or the harness's own fault self-tests (tests/data/faults/).
 """
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -31,6 +36,7 @@ class Reproducer:
     args: tuple[str, ...] = ()
     timeout: int = 300
     expect: str = "pass"
+    dir: Path = field(default=REPRO_DIR, compare=False)    # where source/script live (not a manifest field)
 
     def applies_to(self, v: Variant) -> bool:
         if v.fstype not in self.filesystems and v.name not in self.filesystems:
@@ -52,11 +58,35 @@ def _provides(v: Variant, need: str) -> bool:
     return False
 
 
-_FIELDS = {f for f in Reproducer.__dataclass_fields__}
+_FIELDS = {f for f in Reproducer.__dataclass_fields__} - {"dir"}
+EXTRA_ENV = "KHARNESS_REPRODUCERS"
+
+
+def extra_manifests() -> list[Path]:
+    """manifest.yaml of every directory in $KHARNESS_REPRODUCERS (each must have one)."""
+    out = []
+    for d in filter(None, os.environ.get(EXTRA_ENV, "").split(":")):
+        m = Path(d).expanduser() / "manifest.yaml"
+        if not m.is_file():
+            raise UserError(f"${EXTRA_ENV}: {d} has no manifest.yaml (it lists extra reproducer directories)")
+        out.append(m)
+    return out
 
 
 def load(path: Path | None = None) -> dict[str, Reproducer]:
-    path = path or REPRO_DIR / "manifest.yaml"
+    """One manifest; without a path, the built-in catalogue plus $KHARNESS_REPRODUCERS."""
+    if path is not None:
+        return _load(path)
+    out = _load(REPRO_DIR / "manifest.yaml")
+    for m in extra_manifests():
+        for name, r in _load(m).items():
+            if name in out:
+                raise UserError(f"{m}: {name}: already defined in {out[name].dir / 'manifest.yaml'}; rename one")
+            out[name] = r
+    return out
+
+
+def _load(path: Path) -> dict[str, Reproducer]:
     entries = yaml.safe_load(path.read_text()) or []
     out: dict[str, Reproducer] = {}
     for i, e in enumerate(entries):
@@ -67,7 +97,7 @@ def load(path: Path | None = None) -> dict[str, Reproducer]:
         for k in ("filesystems", "needs", "args"):
             if k in e:
                 e[k] = tuple(str(x) for x in e[k])
-        r = Reproducer(**e)
+        r = Reproducer(**e, dir=path.parent)
         if bool(r.source) == bool(r.script):
             raise UserError(f"{path}: {r.name}: give exactly one of source: or script:")
         out[r.name] = r
@@ -79,21 +109,23 @@ def lookup(catalogue: dict[str, Reproducer], name: str) -> Reproducer:
         return catalogue[name]
     close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.4)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(catalogue))}"
-    raise UserError(f"unknown test {name!r} (not in reproducers/manifest.yaml); {hint}")
+    where = "reproducers/manifest.yaml" + (f" or ${EXTRA_ENV}" if os.environ.get(EXTRA_ENV) else "")
+    raise UserError(f"unknown test {name!r} (not in {where}); {hint}")
 
 
 def build(r: Reproducer, log: Path) -> Path:
     """The file to upload: a script as is, or the C source built static (cached by content)."""
     if r.script:
-        return REPRO_DIR / r.script
-    src = REPRO_DIR / r.source
+        return r.dir / r.script
+    src = r.dir / r.source
     compiler = proc.capture(["gcc", "--version"]).splitlines()[0]
-    headers = [h.read_bytes() for h in sorted(REPRO_DIR.glob("*.h"))]
+    include = [r.dir] + ([REPRO_DIR] if r.dir != REPRO_DIR else [])   # common.h of the built-in catalogue
+    headers = [h.read_bytes() for d in include for h in sorted(d.glob("*.h"))]
     key = cache.digest(src.read_bytes(), *headers, compiler, *CFLAGS)
     binary = cache.entry("bin", key) / r.name
     if binary.exists():
         return binary
     with cache.publishing("bin", key) as tmp:
-        proc.run(["gcc", *CFLAGS, "-I", REPRO_DIR, "-o", tmp / r.name, src], log)
+        proc.run(["gcc", *CFLAGS, *(a for d in include for a in ("-I", d)), "-o", tmp / r.name, src], log)
     return binary
 

@@ -6,6 +6,7 @@ one accepted (RejectPolicy); a guest presenting another key is refused.
 from __future__ import annotations
 
 import base64
+import logging
 import socket
 import time
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from typing import Callable
 import paramiko
 
 from .errors import InfraError
+
+# paramiko's transport thread logs every failed attempt with a traceback (through
+# logging's last-resort handler, to the user's terminal); connect() retries and
+# reports what went wrong in one line instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -27,6 +33,22 @@ class Outcome:
     lost: str | None = None      # the SSH connection died under it
     stdout: str = ""             # tail, for messages; the whole output is in the job's files
     stderr: str = ""
+
+
+def _save(f, data: bytes, errors: list[str]):
+    """Write data to f; on an error (ENOSPC) note it, close f and return None."""
+    if f is None:
+        return None
+    try:
+        f.write(data)
+        return f
+    except OSError as e:
+        errors.append(f"{f.name}: {e.strerror}")
+        try:
+            f.close()
+        except OSError:
+            pass
+        return None
 
 
 def _pinned_key(host_key_pub: str) -> paramiko.PKey:
@@ -43,7 +65,8 @@ class Guest:
 
     def connect(self, deadline: float, alive: Callable[[], bool] = lambda: True) -> None:
         """Retry until sshd answers or the deadline (monotonic) passes."""
-        last = "no attempt"
+        seen: list[str] = []     # distinct failures, first ones first: the later ones are often consequences
+        start = time.monotonic()
         while time.monotonic() < deadline and alive():
             client = paramiko.SSHClient()
             client.get_host_keys().add(f"[127.0.0.1]:{self.port}", self.host_key.get_name(), self.host_key)
@@ -61,10 +84,16 @@ class Guest:
                 client.close()
                 raise InfraError(f"guest presented a host key that is not the image's pinned key ({e}); refusing")
             except (OSError, paramiko.SSHException, EOFError) as e:
-                last = str(e) or type(e).__name__
+                why = str(e) or type(e).__name__
+                if why not in seen and len(seen) < 3:
+                    seen.append(why)
                 client.close()
                 time.sleep(0.2)
-        raise InfraError(f"sshd in the guest did not answer on 127.0.0.1:{self.port} ({last})")
+        why = "; ".join(seen) or "no attempt"
+        if not alive():
+            raise InfraError(f"QEMU exited while waiting for sshd in the guest on 127.0.0.1:{self.port} ({why})")
+        raise InfraError(f"sshd in the guest did not answer on 127.0.0.1:{self.port} within "
+                         f"{time.monotonic() - start:.0f} s ({why}); is the guest's network up? see console.log")
 
     def alive(self) -> bool:
         t = self.client.get_transport() if self.client else None
@@ -83,6 +112,7 @@ class Guest:
         out_f = open(stdout_path, "wb") if stdout_path else None
         err_f = open(stderr_path, "wb") if stderr_path else None
         out_tail, err_tail = bytearray(), bytearray()
+        saving: list[str] = []      # why writing an output file failed
         try:
             try:
                 chan = self.client.get_transport().open_session(timeout=10)
@@ -95,15 +125,18 @@ class Guest:
                 while chan.recv_ready():
                     data = chan.recv(65536)
                     got = True
-                    if out_f:
-                        out_f.write(data)
+                    out_f = _save(out_f, data, saving)
                     out_tail = (out_tail + data)[-4096:]
                 while chan.recv_stderr_ready():
                     data = chan.recv_stderr(65536)
                     got = True
-                    if err_f:
-                        err_f.write(data)
+                    err_f = _save(err_f, data, saving)
                     err_tail = (err_tail + data)[-4096:]
+                if saving:      # the host could not keep the job's output (results disk full)
+                    chan.close()
+                    return Outcome(None, time.monotonic() - start,
+                                   aborted=f"error: cannot save the job's output on the host ({saving[0]})",
+                                   stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     status = chan.recv_exit_status()
                     if status == -1:   # paramiko: the channel closed without an exit status
@@ -129,10 +162,12 @@ class Guest:
                     except socket.timeout:
                         pass
         finally:
-            if out_f:
-                out_f.close()
-            if err_f:
-                err_f.close()
+            for f in (out_f, err_f):
+                if f:
+                    try:
+                        f.close()
+                    except OSError:     # its last flush failed: already reported above
+                        pass
 
     def ping(self, timeout: float = 15) -> bool:
         """Does the guest still run commands? (A dead guest behind QEMU's user net keeps

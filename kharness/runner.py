@@ -11,7 +11,9 @@ next job gets a freshly booted guest: one deadlock never poisons later jobs.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
+import json
 import os
 import re
 import shlex
@@ -36,6 +38,7 @@ MAX_BOOT_FAILURES = 2
 EVIDENCE_QUIET = 2.0          # seconds of console silence that end a sysrq dump
 EVIDENCE_MAX_WAIT = 20.0
 LIVENESS_PERIOD = 30          # a silent console this long triggers an ssh probe
+RESERVE_BYTES = 8 << 20       # kept allocated in the run directory until junit.xml/summary.json are written
 
 # Runs in the guest around every job: marks the job's window on the console
 # (/dev/kmsg), gives it a fresh working directory, and reports the command's own
@@ -273,6 +276,9 @@ class Session:
                     if fallback_ok and "banner" in problem:
                         machine.kill()
                         return None
+                    if "banner" in problem and self.cfg.vm.cmdline:
+                        problem += (f" (vm.cmdline adds {self.cfg.vm.cmdline!r}: does it send the console "
+                                    f"elsewhere or silence the kernel?)")
                     vm.raise_boot_error(problem, machine)
                 p.update("waiting for sshd")
                 guest = Guest(spec.ssh_port, self.image.host_key_pub, self.image.client_key)
@@ -362,6 +368,39 @@ def _check_disk_room(cfg: RunConfig, where: Path) -> None:
                         f"{where} has {free >> 30} GiB free; lower vm.disk_size or point `results:` elsewhere")
 
 
+def results_disk_full(where: Path) -> str | None:
+    """'results disk full: ...' when the filesystem holding `where` has (almost) no room left."""
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < 1 << 20:
+        return f"results disk full: {where} has less than 1 MiB free (the console log and VM disks live there)"
+    return None
+
+
+def _reserve(run_dir: Path) -> Path:
+    """Hold RESERVE_BYTES in the run directory, so that junit.xml and summary.json can still be
+    written when the disk fills up during the run (released by run_jobs before writing them)."""
+    path = run_dir / ".reserve"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        run_dir.rmdir()
+        raise UserError(f"results: cannot set aside {RESERVE_BYTES >> 20} MiB in {run_dir.parent} for the run's "
+                        f"results ({e.strerror}); free some space or point `results:` elsewhere")
+    return path
+
+
+def _disk_full_error(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class TroubleWatch:
     """Why to stop waiting for a guest command, polled while it runs: a hang or crash
     finding in the open console window, QEMU's death, or a silent console with no SSH
@@ -374,12 +413,18 @@ class TroubleWatch:
         for f in self.s.window_findings():
             if f.kind in ("hang", "crash"):
                 return f"{f.kind}: {f.title}"
+        # QEMU drops console output it cannot write: with the disk full, a hang report could vanish.
+        if full := self.s.stream.error or results_disk_full(self.s.run_dir):
+            return f"error: {full}"
         if self.s.vm and not self.s.vm.alive():
             return "crash: QEMU exited during the job (the guest panicked or was killed)"
         now = time.monotonic()
         if now - self.s.stream.last_activity > LIVENESS_PERIOD and now - self.last_ping > LIVENESS_PERIOD:
             self.last_ping = now
             if not self.guest.ping():
+                # QEMU stops the guest when a write to its disks fails with ENOSPC: not the kernel's hang.
+                if full := results_disk_full(self.s.run_dir):
+                    return f"error: {full}"
                 return f"hang: guest stopped answering (console silent and no ssh reply for {LIVENESS_PERIOD} s)"
         return None
 
@@ -407,11 +452,15 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     check_abort = TroubleWatch(s, guest)
     outcome = guest.run(cmd, timeout=job.timeout, stdout_path=job_dir / "stdout",
                         stderr_path=job_dir / "stderr", check_abort=check_abort)
-    if outcome.lost and s.vm and not s.vm.alive():
+    if outcome.lost and s.vm and s.vm.exited(grace=3):
         outcome.aborted = "crash: QEMU exited during the job (the guest panicked or was killed)"
+    if not outcome.aborted and (full := s.stream.error or results_disk_full(s.run_dir)):
+        outcome.aborted = f"error: {full}"      # filled up after the last poll: the window may be incomplete
     trouble = outcome.exit_status is None
+    if trouble and s.vm and s.vm.exited(grace=0):
+        s.vm.drain()    # a dead guest's last words (its panic) may still be on their way to console.log
     if trouble:
-        _collect_evidence(s, guest, job_dir)
+        _best_effort(_collect_evidence, s, guest, job_dir)
     else:
         # The end marker is written before the command returns; let the console catch up.
         s.stream.wait(lambda: f"end {job.id}" in s.stream.marks, 10)
@@ -421,7 +470,7 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
         s.stream.marks.pop(f"end {job.id}", None)
     s.close_window()
     findings = s.window_findings(end_line)
-    _write_window(s, start_line, job_dir / "console.txt")
+    _best_effort(_write_window, s, start_line, job_dir / "console.txt")
     if trouble:
         ui.info(f"{job.id}: {outcome.aborted or outcome.lost or 'timed out'}; restarting the guest")
         s.stop()
@@ -429,6 +478,17 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     m = _TIME_LINE.search(outcome.stderr)
     guest_seconds = float(m.group(2)) - float(m.group(1)) if m else None
     return JobResult(job, verdict, outcome, job_dir, guest_seconds, (start_line + 1, end_line or s.stream.lines))
+
+
+def _best_effort(fn, *args) -> None:
+    """Evidence files are worth less than the verdict: a full results disk must not lose the job."""
+    try:
+        fn(*args)
+    except OSError as e:
+        if not _disk_full_error(e):
+            raise
+        ui.warn(f"results disk full: {fn.__name__.strip('_').replace('_', ' ')} failed ({e.strerror}); "
+                f"the job's evidence files are incomplete")
 
 
 def _collect_evidence(s: Session, guest: Guest, job_dir: Path) -> None:
@@ -488,8 +548,9 @@ def _start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: l
     return Session(cfg, run_dir, kernel_art, fst.image or image_art, accel), fst
 
 
-def _execute_all(session: "Session", fst, jobs: list[Job], job_results: list[JobResult]) -> None:
-    """Run the jobs; each result is appended and written as it finishes (kept on interrupt)."""
+def _execute_all(session: "Session", fst, jobs: list[Job], job_results: list[JobResult]) -> str | None:
+    """Run the jobs; each result is appended and written as it finishes (kept on interrupt).
+    Returns why the run must stop early (the results disk is full), else None."""
     run_dir = session.run_dir
     repro = (execute(session, j, run_dir / "jobs" / j.variant.name / j.name.replace("#", "."))
              for j in jobs if not fstests.is_fstests(j))
@@ -497,6 +558,9 @@ def _execute_all(session: "Session", fst, jobs: list[Job], job_results: list[Job
         job_results.append(r)
         ui.info(results.one_line(r))
         results.write_job(r, run_dir)
+        if disk_full := session.stream.error or results_disk_full(run_dir):
+            return disk_full    # the remaining jobs could neither keep their evidence nor be judged
+    return None
 
 
 def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], skipped, accel: str | None) -> None:
@@ -539,34 +603,63 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
         jobs, skipped = sharding.select(jobs, skipped, shard, recorded)
         label, kind = f"{label}-shard{shard[0]}of{shard[1]}", "shard"
     run_dir = run_dir or results.new_run_dir(cfg, label)
+    reserve = _reserve(run_dir)
     ui.stage(f"run {run_dir}" + (f" (shard {shard[0]}/{shard[1]}: {len(jobs)} of {len(plan_ids)} jobs)" if shard else ""))
     started = time.time()
     session = None
     job_results: list[JobResult] = []
     kernel_art = None
     interrupted = False
+    disk_full = None
     try:
         kernel_art, image_art = _prepare_artifacts(cfg, run_dir)
         ui.stage(f"{len(jobs)} job(s)")
         session, fst = _start_session(cfg, run_dir, kernel_art, image_art, jobs, accel)
-        _execute_all(session, fst, jobs, job_results)
+        disk_full = _execute_all(session, fst, jobs, job_results)
         session.close()
-        if cfg.baseline and jobs:
+        if cfg.baseline and jobs and not disk_full:
             _run_baseline(cfg, run_dir, image_art, jobs, skipped, accel)
     except KeyboardInterrupt:
         interrupted = True
+    except OSError as e:
+        if not _disk_full_error(e):
+            raise
+        disk_full = f"results disk full: {e.filename or run_dir}: {e.strerror}"
     finally:
         if session:
             session.close()
+        reserve.unlink(missing_ok=True)
         setup_error = None
-        if kernel_art is None and not interrupted:
+        if disk_full:
+            ui.warn(f"{disk_full}; stopping the run")
+            setup_error = f"not run: {disk_full}"
+        elif kernel_art is None and not interrupted:
             setup_error = "kernel or image build did not finish"
-        results.write_run(run_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
-                          interrupted=interrupted, setup_error=setup_error, kind=kind,
-                          shard=f"{shard[0]}/{shard[1]}" if shard else None, plan=plan_ids)
+        try:
+            for r in job_results:       # a verdict.json that the full disk cut short
+                if not _valid_json(r.dir / "verdict.json"):
+                    results.write_job(r, run_dir)
+            results.write_run(run_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
+                              interrupted=interrupted, setup_error=setup_error, kind=kind,
+                              shard=f"{shard[0]}/{shard[1]}" if shard else None, plan=plan_ids)
+        except OSError as e:
+            if not _disk_full_error(e):
+                raise
+            raise InfraError(f"results disk full: could not write the results in {run_dir} even after releasing "
+                             f"the {RESERVE_BYTES >> 20} MiB reserve ({e.strerror})")
     if interrupted:
         raise KeyboardInterrupt
+    if disk_full:
+        return 2
     return results.exit_status(job_results, jobs)
+
+
+def _valid_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None, shard=None, kind="run",

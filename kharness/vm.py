@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import json
 import os
 import re
@@ -33,6 +34,7 @@ READY_MARKER = "KHARNESS-READY"
 SSHD_FAILED_MARKER = "KHARNESS-SSHD-FAILED"     # kvm/init: sshd did not come up
 BANNER = re.compile(r"Linux version \d")
 JOB_MARK = re.compile(r"kharness: job-(start|end) (\S+)")
+PANIC_LINE = re.compile(r"Kernel panic - not syncing: .*")
 _PR_SET_PDEATHSIG = 1
 _live: set["Vm"] = set()
 
@@ -142,12 +144,17 @@ class ConsoleStream:
         self.cond = threading.Condition()
         self._partial = ""
         self.last_activity = time.monotonic()
+        self.error: str | None = None     # console.log could not be written (results disk full)
 
     def write(self, text: str) -> None:
         """Append text to console.log, update line count and marks, feed the analyzer."""
         with self.cond:
-            self.out.write(text)
-            self.out.flush()
+            if not self.error:
+                try:
+                    self.out.write(text)
+                    self.out.flush()
+                except OSError as e:
+                    self._write_failed(e)
             data = self._partial + text
             *complete, self._partial = data.split("\n")
             for line in complete:
@@ -164,6 +171,19 @@ class ConsoleStream:
             self.last_activity = time.monotonic()
             self.on_text(text)
             self.cond.notify_all()
+
+    def _write_failed(self, e: OSError) -> None:
+        """Stop writing console.log (keep counting lines and feeding the analyzer, so the
+        running job is still judged) and say so once; the runner stops the run."""
+        what = "results disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write the console log"
+        self.error = f"{what}: writing {self.path} failed ({e.strerror}); console output after line {self.lines} is lost"
+        from . import ui
+        ui.warn(self.error)
+        try:
+            self.out.close()
+        except OSError:
+            pass
+        self.out = open(os.devnull, "w")
 
     def new_boot(self, header: str) -> None:
         with self.cond:
@@ -188,7 +208,11 @@ class ConsoleStream:
 
     def close(self) -> None:
         with self.cond:
-            self.out.close()
+            try:
+                self.out.close()
+            except OSError as e:     # the last flush: the disk filled up
+                if not self.error:
+                    self._write_failed(e)
 
 
 class Vm:
@@ -238,6 +262,22 @@ class Vm:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def exited(self, grace: float) -> bool:
+        """Has QEMU exited, or does it within `grace` seconds? (A killed QEMU's sockets close
+        before its process can be reaped: ssh sees the end first.)"""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(grace)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def drain(self, timeout: float = 5) -> None:
+        """After QEMU exited: wait until the console tail has copied all it wrote."""
+        if self._tail and not self.alive():
+            self._tail.join(timeout)
 
     def qemu_error(self) -> str:
         """QEMU's own complaint (hostfwd port taken, bad option), from its stderr log."""
@@ -292,18 +332,28 @@ class BootResult:
 def wait_boot(vm: Vm, banner_timeout: float, ready_timeout: float) -> str | None:
     """Wait for the banner then the ready marker; returns None when ready, else what went wrong."""
     s = vm.stream
-    if not s.wait(lambda: "banner" in s.marks or not vm.alive(), banner_timeout):
+    if not s.wait(lambda: "banner" in s.marks or "ready" in s.marks or not vm.alive(), banner_timeout):
         return f"no kernel banner on the console within {banner_timeout:.0f} s"
+    if "banner" not in s.marks and "ready" in s.marks:
+        # The guest is up, but the kernel's own messages (hangs, oopses) never reach the
+        # console: judging jobs without them would pass every hang. (No "banner" in this
+        # message: it is not a KVM stall, so no TCG fallback.)
+        return (f"the guest printed {READY_MARKER} but the kernel's messages ('Linux version ...') never "
+                f"reached the serial console: is vm.cmdline hiding them (loglevel=, quiet, console=)?")
     if "banner" not in s.marks:
+        vm.drain()
         return f"QEMU exited before the kernel printed anything: {vm.qemu_error() or 'see qemu.log'}"
     if not s.wait(lambda: "ready" in s.marks or "sshd-failed" in s.marks or not vm.alive(), ready_timeout):
         return f"the guest did not reach {READY_MARKER} within {ready_timeout:.0f} s"
     if "sshd-failed" in s.marks:
         return "sshd failed to start in the guest (its log is on the console)"
     if "ready" not in s.marks:
-        return "QEMU exited during boot (kernel panic?)"
+        vm.drain()      # the panic message is the last thing QEMU wrote: read it all first
+        panic = next((m.group(0).rstrip(". ") for ln in reversed(s.tail) if (m := PANIC_LINE.search(ln))), None)
+        return f"QEMU exited during boot: {panic}" if panic else "QEMU exited during boot (kernel panic?)"
     return None
 
 
 def raise_boot_error(what: str, vm: Vm) -> None:
-    raise InfraError(f"boot failed: {what}; console tail:\n{vm.stream.tail_text(15)}")
+    # The first line is the message (junit's message attribute, the table); the tail follows it.
+    raise InfraError(f"boot failed: {what}\nconsole tail:\n{vm.stream.tail_text(15)}")
