@@ -98,7 +98,7 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
     # Jobs that never ran (interrupted, or the kernel/image never came) still appear: as errors.
     done = {r.job.id for r in job_results}
     not_run = [j for j in jobs if j.id not in done]
-    why_not = "run interrupted before this job" if interrupted else (setup_error or "not run")
+    why_not = "run interrupted before this job finished" if interrupted else (setup_error or "not run")
     outside = []
     if session:
         windows = [r.console_lines for r in job_results if r.console_lines]
