@@ -354,6 +354,11 @@ def wait_boot(vm: Vm, banner_timeout: float, ready_timeout: float) -> str | None
     return None
 
 
+class BootCrash(InfraError):
+    """The kernel started and the guest died before it was ready (a panic, an oops)."""
+
+
 def raise_boot_error(what: str, vm: Vm) -> None:
     # The first line is the message (junit's message attribute, the table); the tail follows it.
-    raise InfraError(f"boot failed: {what}\nconsole tail:\n{vm.stream.tail_text(15)}")
+    cls = BootCrash if what.startswith("QEMU exited during boot") else InfraError
+    raise cls(f"boot failed: {what}\nconsole tail:\n{vm.stream.tail_text(15)}")
