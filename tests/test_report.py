@@ -231,3 +231,14 @@ def test_old_record_format_loads():
     rec = record.load(DATA / "runs" / BROKEN)
     assert len(rec.jobs) == 57 and rec.jobs[0].repeat > 1 and rec.jobs[0].name == "zero-range-basic#1"
     assert rec.jobs[0].dir == "jobs/ext4/zero-range-basic.1"
+
+
+def test_history_starts_from_the_runs_already_there(tmp_path):
+    """A results/ from before history existed: its runs become history on the first render."""
+    old = copy_run(tmp_path, DEFAULT, "20261101T000000Z-default")
+    new = copy_run(tmp_path, DEFAULT, "20261102T000000Z-default")
+    assert not (tmp_path / "history.sqlite").exists()
+    v = render.render_run(new)
+    assert v.previous_run == old.name
+    with History(tmp_path) as h:
+        assert [r.name for r in h.runs()] == [new.name, old.name]

@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from .labels import JobHistory, job_history, tallies
 from .record import RunRecord
 
@@ -49,6 +50,7 @@ class RunRow:
 class History:
     def __init__(self, results_root: Path):
         self.path = Path(results_root) / DB_NAME
+        self.created = not self.path.exists()
         # Two runs may finish at once (shards on one box): SQLite's own locking, waited on.
         self.db = sqlite3.connect(self.path, timeout=60)
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -62,6 +64,18 @@ class History:
 
     def __exit__(self, *exc):
         self.close()
+
+    def backfill(self, root: Path, load) -> int:
+        """Record the run directories already in root (a results/ from before history existed)."""
+        n = 0
+        for d in sorted(Path(root).iterdir()):
+            if d.is_symlink() or not (d / "summary.json").is_file():
+                continue
+            try:
+                n += self.record(load(d))
+            except (UserError, KeyError, TypeError, ValueError):   # an unreadable old record is skipped
+                continue
+        return n
 
     def record(self, rec: RunRecord) -> bool:
         """Add (or replace) a run; False for kinds history does not keep (shards)."""

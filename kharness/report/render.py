@@ -134,6 +134,8 @@ def render_run(run_dir: Path, warn_is_failure: bool = True, use_history: bool = 
     hist = History(root) if use_history else None
     try:
         if hist:
+            if hist.created:        # first render here: earlier run directories become history
+                hist.backfill(root, load)
             hist.record(rec)
         v = view(rec, hist)
         junit.write(rec.dir / "junit.xml", rec, job_labels(v), warn_is_failure)
