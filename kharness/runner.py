@@ -147,6 +147,7 @@ class Session:
         self.analyzer = ConsoleAnalyzer()          # the whole run: findings outside any job
         self.job_analyzer: ConsoleAnalyzer | None = None
         self.window_start = 0
+        self.window_offset: int | None = None    # byte offset of the window's first line in console.log
         self.stream = vm.ConsoleStream(run_dir / "console.log", self._feed)
         self.vm: vm.Vm | None = None
         self.guest: Guest | None = None
@@ -178,6 +179,7 @@ class Session:
         with self.stream.cond:
             self.job_analyzer = ConsoleAnalyzer()
             self.window_start = self.stream.lines
+            self.window_offset = self.stream.next_line_offset()
             return self.window_start
 
     def window_findings(self, until: int | None = None) -> list[Finding]:
@@ -526,14 +528,23 @@ def _collect_evidence(s: Session, guest: Guest, job_dir: Path) -> None:
 
 
 def _write_window(s: Session, start_line: int, dest: Path, max_bytes: int = 2 << 20) -> None:
-    """Copy console.log lines after start_line into the job's directory (streamed, capped)."""
+    """Copy console.log lines after start_line into the job's directory (streamed, capped).
+
+    Reads from the byte offset recorded when the window opened, so a job late in a long
+    run on one boot costs its own window, not the whole log again."""
     with s.stream.cond:
         s.stream.out.flush()
+    offset = s.window_offset if start_line == s.window_start else None
     written = 0
-    with open(s.stream.path, encoding="utf-8", errors="replace") as src, open(dest, "w") as out:
-        for i, line in enumerate(src, 1):
+    with open(s.stream.path, "rb") as src, open(dest, "w") as out:
+        first = 1
+        if offset is not None:
+            src.seek(offset)
+            first = start_line + 1
+        for i, raw in enumerate(src, first):
             if i <= start_line:
                 continue
+            line = raw.decode("utf-8", "replace")
             if written + len(line) > max_bytes:
                 out.write(f"[... console window truncated at {max_bytes} bytes; see console.log]\n")
                 break

@@ -185,6 +185,14 @@ class ConsoleStream:
             pass
         self.out = open(os.devnull, "w")
 
+    def next_line_offset(self) -> int | None:
+        """Byte offset in console.log where line `self.lines + 1` starts (None once writing
+        failed). Call with cond held. A job's window is copied from here, not from line 1."""
+        if self.error:
+            return None
+        self.out.flush()
+        return os.fstat(self.out.fileno()).st_size - len(self._partial.encode("utf-8", "replace"))
+
     def new_boot(self, header: str) -> None:
         with self.cond:
             if self._partial:
