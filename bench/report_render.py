@@ -46,7 +46,7 @@ def build_run(root: Path, name: str, n_jobs: int) -> Path:
             if len(s["jobs"]) >= n_jobs:
                 break
             v = f"{j['variant']}_copy{copy}"
-            rel = record._job(j, d).dir
+            rel = record.job_record(j).dir
             new_rel = rel.replace(f"jobs/{j['variant']}/", f"jobs/{v}/", 1)
             if not (d / new_rel).exists():
                 shutil.copytree(d / rel, d / new_rel)

@@ -156,7 +156,7 @@ def cmd_report(args) -> int:
             raise UserError("report --merge: give the merged run directory with -o, e.g. -o results/merged")
         out = merge.merge([Path(d) for d in args.runs], Path(args.output))
         if (out / "baseline").is_dir():
-            results.render_reports(out / "baseline", use_history=False)
+            results.render_reports(out / "baseline")
         dirs = [out]
     else:
         if args.output:
@@ -166,7 +166,7 @@ def cmd_report(args) -> int:
             record.load(d)          # every directory checked before any is rewritten
     worst = 0
     for d in dirs:
-        v = results.render_reports(d, use_history=record.load(d).kind != "baseline")
+        v = results.render_reports(d)
         if v is None:
             return 2
         ui.out((d / "summary.txt").read_text().rstrip("\n"))

@@ -127,7 +127,7 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
     tmp = run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(run_dir / "summary.json")
-    render_reports(run_dir, cfg.warn_is_failure, use_history=kind != "baseline")
+    render_reports(run_dir, cfg.warn_is_failure)
     if kind == "baseline":
         return
     latest = run_dir.parent / "latest"
@@ -139,12 +139,12 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
         _print_table(job_results, not_run, outside, run_dir)
 
 
-def render_reports(run_dir: Path, warn_is_failure: bool = True, use_history: bool = True):
+def render_reports(run_dir: Path, warn_is_failure: bool = True):
     """junit.xml, report.html, summary.txt from summary.json. A rendering bug must not cost
     the run its record: summary.json is already written; say how to re-render."""
     from .report import render
     try:
-        return render.render_run(run_dir, warn_is_failure, use_history)
+        return render.render_run(run_dir, warn_is_failure)
     except Exception as e:
         ui.warn(f"rendering the reports of {run_dir} failed ({type(e).__name__}: {e}); summary.json and "
                 f"the job files are intact: re-render with `./harness.py report {run_dir}`")
@@ -156,17 +156,16 @@ def repeat_tallies(job_results) -> dict[str, dict]:
 
     xfstests-bld's convention: failed every time is a failure, some of the time is flaky.
     """
-    out: dict[str, dict] = {}
+    from .report.labels import Tally
+    out: dict[str, Tally] = {}
     for r in job_results:
-        if r.job.repeat < 2:
+        if r.job.repeat < 2 or r.verdict.status == "skip":
             continue
-        t = out.setdefault(f"{r.job.variant.name}.{r.job.test.name}", {"failed": 0, "runs": 0})
-        t["runs"] += 1
-        t["failed"] += not r.verdict.ok
-    for t in out.values():
-        k, n = t["failed"], t["runs"]
-        t["label"] = "pass" if k == 0 else "failing" if k == n else f"flaky {k}/{n}"
-    return out
+        key = f"{r.job.variant.name}.{r.job.test.name}"
+        t = out.setdefault(key, Tally(key))
+        t.runs += 1
+        t.failed += not r.verdict.ok
+    return {k: {"failed": t.failed, "runs": t.runs, "label": t.label} for k, t in out.items()}
 
 
 def _counts(job_results) -> dict:

@@ -184,18 +184,24 @@ def test_kernel_panic_at_boot(box):
     box.assert_clean()
 
 
+def boot_fails(box, cmdline: str, boot_timeout: int):
+    """A one-job run whose guest never becomes usable: exit 2, no traceback; returns the run
+    directory and the job's <error> message."""
+    cfg = box.config(vm={"cmdline": cmdline, "boot_timeout": boot_timeout})
+    proc = box.run("run", "-c", cfg, timeout=3 * (boot_timeout + BOOT))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    no_traceback(proc.stderr)               # paramiko's own tracebacks used to flood the terminal
+    run = box.run_dir()
+    return run, problem(junit_cases(run)[("ext4", "zero-range-basic")], "error")
+
+
 # ---------------------------------------------------------------- 2. no banner
 
 @E2E
 def test_kernel_messages_hidden_from_console(box):
     """loglevel=0: the guest boots and its init prints KHARNESS-READY, but no kernel message reaches
     the console, so no hang or oops could ever be seen. The harness refuses, at once, saying why."""
-    cfg = box.config(vm={"cmdline": "loglevel=0", "boot_timeout": 60})
-    proc = box.run("run", "-c", cfg, timeout=3 * (60 + BOOT))
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    no_traceback(proc.stderr)
-    run = box.run_dir()
-    msg = problem(junit_cases(run)[("ext4", "zero-range-basic")], "error")
+    run, msg = boot_fails(box, "loglevel=0", 60)
     assert msg == ("boot failed: the guest printed KHARNESS-READY but the kernel's messages ('Linux version ...') "
                    "never reached the serial console: is vm.cmdline hiding them (loglevel=, quiet, console=)?")
     console = (run / "console.log").read_text()
@@ -207,12 +213,7 @@ def test_kernel_messages_hidden_from_console(box):
 def test_no_banner_times_out(box):
     """loglevel=0 init=/bin/sh: nothing at all on the console. The boot wait gives up after
     vm.boot_timeout with one line that points at vm.cmdline."""
-    cfg = box.config(vm={"cmdline": "loglevel=0 init=/bin/sh", "boot_timeout": 15})
-    proc = box.run("run", "-c", cfg, timeout=3 * (15 + BOOT))
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    no_traceback(proc.stderr)
-    run = box.run_dir()
-    msg = problem(junit_cases(run)[("ext4", "zero-range-basic")], "error")
+    run, msg = boot_fails(box, "loglevel=0 init=/bin/sh", 15)
     assert msg == ("boot failed: no kernel banner on the console within 15 s (vm.cmdline adds "
                    "'loglevel=0 init=/bin/sh': does it send the console elsewhere or silence the kernel?)")
     assert "Linux version" not in (run / "console.log").read_text()
@@ -224,12 +225,7 @@ def test_no_banner_times_out(box):
 @E2E
 def test_guest_init_never_starts_sshd(box):
     """init=/bin/sh: the kernel boots, but the guest's init (and so sshd) never runs."""
-    cfg = box.config(vm={"cmdline": "init=/bin/sh", "boot_timeout": 20})
-    proc = box.run("run", "-c", cfg, timeout=3 * (20 + BOOT))
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    no_traceback(proc.stderr)
-    run = box.run_dir()
-    msg = problem(junit_cases(run)[("ext4", "zero-range-basic")], "error")
+    run, msg = boot_fails(box, "init=/bin/sh", 20)
     assert msg == "boot failed: the guest did not reach KHARNESS-READY within 20 s"
     console = (run / "console.log").read_text()
     assert "Run /bin/sh as init process" in console and "KHARNESS-READY" not in console
@@ -240,12 +236,7 @@ def test_guest_init_never_starts_sshd(box):
 def test_sshd_unreachable(box):
     """No virtio-net driver (initcall_blacklist): sshd listens in the guest and init says
     KHARNESS-READY, but nothing reaches it through QEMU's port forward."""
-    cfg = box.config(vm={"cmdline": "initcall_blacklist=virtio_net_driver_init", "boot_timeout": 20})
-    proc = box.run("run", "-c", cfg, timeout=3 * (20 + BOOT))
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    no_traceback(proc.stderr)               # paramiko's own tracebacks used to flood the terminal
-    run = box.run_dir()
-    msg = problem(junit_cases(run)[("ext4", "zero-range-basic")], "error")
+    run, msg = boot_fails(box, "initcall_blacklist=virtio_net_driver_init", 20)
     assert msg.startswith("sshd in the guest did not answer on 127.0.0.1:") and " within " in msg, msg
     assert msg.endswith("is the guest's network up? see console.log"), msg
     assert "KHARNESS-READY" in (run / "console.log").read_text()

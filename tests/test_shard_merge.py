@@ -57,7 +57,7 @@ def split_into_shards(tmp_path: Path, n: int) -> list[Path]:
         d.mkdir()
         mine = [j for j in s["jobs"] if where[f"{j['variant']}.{j['test']}"] == i]
         for j in mine:
-            rel = record._job(j, src).dir
+            rel = record.job_record(j).dir
             shutil.copytree(src / rel, d / rel)
         for f in ("console.log", "kernel.json"):
             shutil.copy2(src / f, d / f)

@@ -71,7 +71,7 @@ def merge_into(recs: list[record.RunRecord], out: Path, kind: str) -> dict:
             if (r.dir / name).exists():
                 shutil.copy2(r.dir / name, out / shard_dir / name)
         for j in s["jobs"]:
-            rel = record._job(j, r.dir).dir
+            rel = record.job_record(j).dir
             if (r.dir / rel).is_dir():
                 shutil.copytree(r.dir / rel, out / rel)
             jobs.append({**j, "dir": rel, "console_file": str(shard_dir / j.get("console_file", "console.log"))})

@@ -93,7 +93,8 @@ class RunRecord:
         return any(not j.ok for j in self.jobs) or bool(self.not_run)
 
 
-def _job(d: dict, run_dir: Path) -> JobRecord:
+def job_record(d: dict) -> JobRecord:
+    """One verdict.json (an entry of summary.json "jobs") as a value."""
     variant, test = d["variant"], d["test"]
     iteration = d.get("iteration", 1)
     job_id = d["job"]
@@ -137,7 +138,7 @@ def load(run_dir: Path) -> RunRecord:
         started=data.get("started", ""), seconds=data.get("seconds", 0.0),
         interrupted=data.get("interrupted", False), properties=props,
         boots=data.get("boots", 0), boot_seconds=data.get("boot_seconds", []),
-        jobs=[_job(j, run_dir) for j in data.get("jobs", [])],
+        jobs=[job_record(j) for j in data.get("jobs", [])],
         not_run=[_not_run(x) for x in data.get("not_run", [])],
         not_run_reason=data.get("not_run_reason", "not run"),
         not_applicable=data.get("not_applicable", []),

@@ -57,26 +57,17 @@ class RunView:
     rec: RunRecord
     groups: list[JobGroup]
     previous_run: str | None = None          # the last earlier run of the config
-    history_runs: int = 0
     rendered: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()))
 
     @property
     def variants(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for g in self.groups:
-            seen.setdefault(g.variant, None)
-        for n in self.rec.not_run:
-            seen.setdefault(n.variant, None)
-        return list(seen)
+        """Matrix columns, in run order (jobs that did not run too)."""
+        return list(dict.fromkeys([g.variant for g in self.groups] + [n.variant for n in self.rec.not_run]))
 
     @property
     def tests(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for g in self.groups:
-            seen.setdefault(g.test, None)
-        for n in self.rec.not_run:
-            seen.setdefault(n.name.split("#")[0], None)
-        return list(seen)
+        """Matrix rows, in run order."""
+        return list(dict.fromkeys([g.test for g in self.groups] + [n.name.split("#")[0] for n in self.rec.not_run]))
 
     def cell(self, variant: str, test: str) -> JobGroup | None:
         return self._by_key.get(f"{variant}.{test}")
@@ -115,23 +106,22 @@ def view(rec: RunRecord, hist: History | None) -> RunView:
             g.history = histories.get(j.key)
         g.jobs.append(j)
     previous = None
-    n = 0
     if hist:
         earlier = [r for r in hist.runs(rec.config) if (r.started, r.name) < (rec.started, rec.name)]
         previous = earlier[0].name if earlier else None
-        n = len(earlier)
-    return RunView(rec, list(groups.values()), previous, n)
+    return RunView(rec, list(groups.values()), previous)
 
 
 def job_labels(v: RunView) -> dict[str, str]:
     return {g.key: "; ".join(g.labels) for g in v.groups if g.labels}
 
 
-def render_run(run_dir: Path, warn_is_failure: bool = True, use_history: bool = True) -> RunView:
-    """(Re)write junit.xml, report.html and summary.txt of a run dir; record it in history."""
+def render_run(run_dir: Path, warn_is_failure: bool = True) -> RunView:
+    """(Re)write junit.xml, report.html and summary.txt of a run dir; record it in history.
+    A baseline (RUN/baseline) has no history of its own: its run is the one in history."""
     rec = load(run_dir)
     root = rec.dir.parent
-    hist = History(root) if use_history else None
+    hist = History(root) if rec.kind != "baseline" else None
     try:
         if hist:
             if hist.created:        # first render here: earlier run directories become history

@@ -54,7 +54,7 @@ def summary(v: "RunView") -> str:
     if rec.baseline:
         out.append(f"Regressions against the baseline (fail only with the series): {len(v.regressions) or 'none'}")
         out += [_line(g) for g in v.regressions]
-    still = [g for g in v.still_failing]
+    still = v.still_failing
     if still:
         out.append(f"Failing: {len(still)}")
         for g in still:
