@@ -18,6 +18,7 @@ import yaml
 
 from .errors import UserError
 from .fstests import FstestsConfig
+from .proof import PROOFS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,13 +32,33 @@ class DebianPackage:
 
 
 @dataclass
+class SkipPatches:
+    """Patches of a thread left out, and why (the report shows the reason)."""
+    patches: str                        # "1-8", "15", "15, 16"
+    reason: str                         # "upstream in 7.2"
+
+
+@dataclass
+class ThreadSeries:
+    """A series taken from a mailing-list thread by its cover letter's Message-ID (issue 13)."""
+    thread: str                         # Message-ID of the cover letter (with or without <>)
+    name: str                           # the series' name in kernel.json and reports
+    revision: int = 1                   # the vN to take; other revisions in the thread are left out
+    source: str = "b4"                  # b4 (online) | an mbox/.mbx file | a directory of mails | a public-inbox git
+    source_env: str | None = None       # an environment variable that, when set, replaces `source`
+    skip: list[SkipPatches] = field(default_factory=list)
+    apply: str = "strict"               # strict: git am --3way | fuzzy: patch -F<fuzz> where git am fails
+    fuzz: int = 2                       # with apply: fuzzy, GNU patch's -F
+
+
+@dataclass
 class KernelConfig:
     """Where the kernel comes from and how it is configured (issue 2)."""
     tarball: str | None = None          # /usr/src/linux-source-6.12.tar.xz
     git: str | None = None              # path of a git tree (never modified)
     debian: DebianPackage | None = None  # {package: linux-source-7.2, suite: sid}, fetched with apt into the cache
     ref: str = "HEAD"                   # branch, tag or commit in `git`
-    series: list[str] = field(default_factory=list)      # patches/<name>/ applied in order
+    series: list[str | ThreadSeries] = field(default_factory=list)  # patches/<name>/ or a thread, in order
     base_config: str = "tinyconfig"     # tinyconfig | defconfig | path to a .config
     fragments: list[str] = field(default_factory=list)   # configs/kconfig/<name>.config
     jobs: int = 0                       # make -j; 0 = all cores
@@ -72,12 +93,13 @@ class Variant:
     fstype: str
     mkfs: str = ""
     mount: str = ""
+    proof: str = ""                     # kharness/proof.py: counters that must move during each job
 
 
 @dataclass
 class BaselineConfig:
     """The same jobs on the same base without the series: labels regression/fixed/stable."""
-    series: list[str] = field(default_factory=list)      # the baseline kernel's series (default: none)
+    series: list[str | ThreadSeries] = field(default_factory=list)  # the baseline kernel's series (default: none)
 
 
 @dataclass
@@ -105,7 +127,7 @@ class RunConfig:
 
 
 _NOT_KEYS = {"path"}
-_VALID = {"vm.accel": {"auto", "kvm", "tcg"}}
+_VALID = {"vm.accel": {"auto", "kvm", "tcg"}, "apply": {"strict", "fuzzy"}}
 _SIZE = re.compile(r"^\d+[KMGT]?$")
 # Run and variant names become path components on the host (results/<stamp>-<name>/,
 # jobs/<variant>/) and in the guest (/mnt/test/<variant>.<job>, removed with rm -rf):
@@ -130,6 +152,8 @@ def _build(tp, node: yaml.Node, key: str, path: Path):
         inner = [a for a in args if a is not type(None)]
         if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
             return None
+        if isinstance(node, yaml.MappingNode):      # str | ThreadSeries: a mapping is the dataclass
+            inner = [a for a in inner if dataclasses.is_dataclass(a)] or inner
         return _build(inner[0], node, key, path)
     if dataclasses.is_dataclass(tp):
         if not isinstance(node, yaml.MappingNode):
@@ -172,8 +196,9 @@ def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(names)})"
             raise UserError(f"{_where(path, knode)}: {full}: unknown key{hint}")
         kwargs[k] = _build(hints[k], vnode, full, path)
-        if full in _VALID and kwargs[k] not in _VALID[full]:
-            raise UserError(f"{_where(path, vnode)}: {full}: must be one of {', '.join(sorted(_VALID[full]))}")
+        rule = _VALID.get(full, _VALID.get(k) if cls is ThreadSeries else None)
+        if rule and kwargs[k] not in rule:
+            raise UserError(f"{_where(path, vnode)}: {full}: must be one of {', '.join(sorted(rule))}")
     for f in dataclasses.fields(cls):
         if f.name in _NOT_KEYS:
             continue
@@ -240,8 +265,26 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
             except ValueError as e:
                 raise UserError(f"{path}: variants[{v.name}].{label}: {value!r} cannot be split into "
                                 f"options ({e}); quote each option whole")
+        if v.proof and v.proof not in PROOFS:
+            raise UserError(f"{path}: variants[{v.name}].proof: {v.proof!r} is not a known proof "
+                            f"({', '.join(sorted(PROOFS))})")
         if v.fstype not in ("ext4", "xfs"):
             raise UserError(f"{path}: variants[{v.name}].fstype: {v.fstype!r} is not supported (ext4 or xfs)")
+    entries = [("kernel.series", e) for e in k.series]
+    entries += [("baseline.series", e) for e in (cfg.baseline.series if cfg.baseline else [])]
+    names = [e.name if isinstance(e, ThreadSeries) else e for _, e in entries if _ == "kernel.series"]
+    for label, e in entries:
+        if not isinstance(e, ThreadSeries):
+            continue
+        if not _NAME.match(e.name):
+            raise UserError(f"{path}: {label}: thread name {e.name!r} must be letters, digits and _ . + -")
+        if e.revision < 1:
+            raise UserError(f"{path}: {label}[{e.name}].revision: must be at least 1, got {e.revision}")
+        if e.apply == "fuzzy" and not 0 <= e.fuzz <= 10:
+            raise UserError(f"{path}: {label}[{e.name}].fuzz: must be 0 to 10 (GNU patch -F), got {e.fuzz}")
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise UserError(f"{path}: kernel.series: {dup!r} is named twice; a series is applied once")
     if cfg.fstests:
         from . import fstests
         fstests.check_config(cfg, path)

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, debsrc, proc, ui
-from .config import REPO, KernelConfig, repo_path
+from . import cache, debsrc, patchapply, proc, thread, ui
+from .config import REPO, KernelConfig, ThreadSeries, repo_path
 from .errors import InfraError, UserError
 
 BUILD_VERSION = "1"        # bump when the build recipe changes in a way the key cannot see
@@ -55,8 +55,25 @@ class Patch:
 @dataclass(frozen=True)
 class Series:
     name: str
-    inputs: tuple[Path, ...]     # files given to `git am`, in order (patches or one mbox)
+    inputs: tuple[Path, ...]     # files given to `git am`, in order (patches or one mbox); none for a thread
     patches: tuple[Patch, ...]
+    thread: thread.Thread | None = None     # taken from a mailing-list thread: its mails are the input
+    apply: str = "strict"        # strict | fuzzy (threads only)
+    fuzz: int = 0
+
+    def describe(self) -> dict:
+        """What kernel.json records of the series (the report shows all of it)."""
+        out: dict = {"name": self.name, "patches": [p.__dict__ for p in self.patches]}
+        if self.thread:
+            t = self.thread
+            out["thread"] = {"message_id": f"<{t.message_id}>", "revision": t.revision, "source": t.source,
+                             "total": t.total, "apply": self.apply, "fuzz": self.fuzz if self.apply == "fuzzy" else 0,
+                             "skipped": [s.__dict__ for s in t.skipped]}
+        return out
+
+
+def series_label(entry: str | ThreadSeries) -> str:
+    return entry.name if isinstance(entry, ThreadSeries) else entry
 
 
 @dataclass(frozen=True)
@@ -90,8 +107,38 @@ def available_series() -> list[str]:
     return sorted(p.name for p in PATCHES_DIR.iterdir() if p.is_dir()) if PATCHES_DIR.is_dir() else []
 
 
-def read_series(name: str, patches_dir: Path | None = None) -> Series:
-    """patches/<name>/series (quilt/b4 style, '#' comments) or a single mbox in that directory."""
+_threads: dict[tuple, thread.Thread] = {}
+
+
+def thread_source(t: ThreadSeries) -> str:
+    """`source`, or the environment variable `source_env` names when it is set; paths relative to the repo."""
+    src = os.environ.get(t.source_env, "") if t.source_env else ""
+    src = src or t.source
+    return src if src == "b4" else str(repo_path(src))
+
+
+def read_thread(t: ThreadSeries) -> Series:
+    """The thread's patches (b4 picks them; skip drops some), read once per process."""
+    src = thread_source(t)
+    try:
+        stamp = Path(src).stat().st_mtime_ns if src != "b4" else 0
+    except OSError:
+        stamp = -1
+    key = (t.thread, t.revision, src, stamp, tuple((s.patches, s.reason) for s in t.skip))
+    if key not in _threads:
+        _threads[key] = thread.fetch(t.thread, t.revision, src, [(s.patches, s.reason) for s in t.skip],
+                                     f"series {t.name!r}")
+    th = _threads[key]
+    patches = tuple(Patch(t.name, f"<{th.message_id}> {p.number}/{p.total}", p.subject, p.message_id,
+                          cache.digest(p.mail)) for p in th.patches)
+    return Series(t.name, (), patches, th, t.apply, t.fuzz)
+
+
+def read_series(name: str | ThreadSeries, patches_dir: Path | None = None) -> Series:
+    """patches/<name>/series (quilt/b4 style, '#' comments), a single mbox in that directory,
+    or a thread from the mailing list (kernel.series entry with `thread:`)."""
+    if isinstance(name, ThreadSeries):
+        return read_thread(name)
     base = (patches_dir or PATCHES_DIR) / name
     rel = lambda p: os.path.relpath(p, REPO)  # noqa: E731
     if not base.is_dir():
@@ -275,25 +322,71 @@ def _has_commit(repo: Path, commit: str) -> bool:
                           stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
 
 
-def _apply_series(repo: Path, base: str, series: list[Series], log: Path) -> str:
-    """Reset the cache repo to `base` and `git am --3way` every series; returns HEAD."""
+def _apply_series(repo: Path, base: str, series: list[Series], log: Path) -> tuple[str, list[patchapply.Applied]]:
+    """Reset the cache repo to `base` and apply every series; returns HEAD and how each thread patch went in."""
     git = ["git", "-C", str(repo)]
     subprocess.run(git + ["am", "--abort"], stdin=subprocess.DEVNULL, capture_output=True)
     proc.run(git + ["checkout", "-q", "-f", "--detach", base], log)
     proc.run(git + ["clean", "-q", "-f", "-d", "-e", ".kharness-base"], log)
+
+    def reset() -> None:
+        subprocess.run(git + ["am", "--abort"], stdin=subprocess.DEVNULL, capture_output=True)
+        subprocess.run(git + ["checkout", "-q", "-f", "--detach", base], stdin=subprocess.DEVNULL, capture_output=True)
+        subprocess.run(git + ["clean", "-q", "-f", "-d", "-e", ".kharness-base"], stdin=subprocess.DEVNULL,
+                       capture_output=True)
+
+    def git_am(inp: Path) -> subprocess.CompletedProcess:
+        res = subprocess.run(git + ["am", "-q", "--3way", "--keep-cr", str(inp)], env={**os.environ, **GIT_IDENT},
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        with open(log, "a") as f:
+            f.write(f"$ git am --3way {inp}\n{res.stdout}{res.stderr}[exit {res.returncode}]\n")
+        return res
+
+    applied: list[patchapply.Applied] = []
     for s in series:
-        for inp in s.inputs:
-            res = subprocess.run(git + ["am", "-q", "--3way", "--keep-cr", str(inp)], env={**os.environ, **GIT_IDENT},
-                                 stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            with open(log, "a") as f:
-                f.write(f"$ git am --3way {inp}\n{res.stdout}{res.stderr}[exit {res.returncode}]\n")
-            if res.returncode != 0:
-                msg = _am_failure(res.stdout + res.stderr, s, inp)
+        if s.thread is None:
+            for inp in s.inputs:
+                res = git_am(inp)
+                if res.returncode != 0:
+                    reset()
+                    raise UserError(_am_failure(res.stdout + res.stderr, s, inp))
+            continue
+        with tempfile.TemporaryDirectory(prefix="kharness-am.") as td:
+            for tp in s.thread.patches:
+                label = f"{tp.number:02d}/{tp.total}"
+                mail = Path(td) / f"{tp.number:04d}.eml"
+                mail.write_bytes(tp.mail)
+                res = git_am(mail)
+                if res.returncode == 0:
+                    head = proc.capture(git + ["rev-parse", "HEAD"]).strip()
+                    applied.append(patchapply.Applied(f"{s.name} {label}", tp.subject, "git am --3way", head))
+                    continue
+                if s.apply != "fuzzy":
+                    reset()
+                    raise UserError(f"series {s.name!r}: patch {label} ({tp.subject}) does not apply with "
+                                    f"git am --3way{_am_where(res.stdout + res.stderr)}; the cached tree was reset. "
+                                    "Skip it (`skip:`) if it is upstream, or allow `apply: fuzzy`")
                 subprocess.run(git + ["am", "--abort"], stdin=subprocess.DEVNULL, capture_output=True)
-                subprocess.run(git + ["checkout", "-q", "-f", "--detach", base], stdin=subprocess.DEVNULL,
-                               capture_output=True)
-                raise UserError(msg)
-    return proc.capture(git + ["rev-parse", "HEAD"]).strip()
+                try:
+                    head, hunks = patchapply.apply_fuzzy(repo, tp.mail, s.fuzz, GIT_IDENT)
+                except patchapply.Rejected as e:
+                    reset()
+                    raise UserError(f"series {s.name!r}: patch {label} ({tp.subject}): {e}; the cached tree was "
+                                    "reset. Skip the patch, or port it in a fixup series of your own")
+                with open(log, "a") as f:
+                    f.write(f"$ patch -p1 -F{s.fuzz} < {label}: " +
+                            ("; ".join(f"{h.file} hunk #{h.hunk} at {h.line} fuzz {h.fuzz} offset {h.offset}"
+                                       for h in hunks) or "exact") + "\n")
+                applied.append(patchapply.Applied(f"{s.name} {label}", tp.subject, f"patch -F{s.fuzz}", head, hunks))
+    return proc.capture(git + ["rev-parse", "HEAD"]).strip(), applied
+
+
+def _am_where(output: str) -> str:
+    if m := re.search(r"error: patch failed: (\S+)", output):
+        return f" (at {m.group(1)})"
+    if m := re.search(r"error: (.*)", output):
+        return f" ({m.group(1).strip()})"
+    return ""
 
 
 def _am_failure(output: str, s: Series, inp: Path) -> str:
@@ -325,7 +418,7 @@ def _input_key(k: KernelConfig, src: Source, series: list[Series], compiler: str
     if k.base_config not in BASE_TARGETS:
         parts.append(repo_path(k.base_config).read_bytes().decode(errors="replace"))
     for s in series:
-        parts += [s.name] + [p.sha256 for p in s.patches]
+        parts += [s.name, s.apply, str(s.fuzz)] + [p.sha256 for p in s.patches]
     for f in k.fragments:
         parts += [f, fragment_path(f).read_text()]
     return cache.digest(*parts)
@@ -371,18 +464,19 @@ def build_kernel(k: KernelConfig, log_dir: Path, series_override: list[str] | No
 
     repo, base = _import_source(k, src, log)
     with cache.locked(f"src-{src.id}"):
-        head = _apply_series(repo, base, series, log)
+        head, applied = _apply_series(repo, base, series, log)
         out = cache.entry("build", f"{src.id}-{cache.digest(k.base_config)[:12]}")
         out.mkdir(parents=True, exist_ok=True)
         final_config = _configure(k, repo, out, fragments, log)
-        key = cache.digest(BUILD_VERSION, src.id, *[p.sha256 for s in series for p in s.patches],
-                           final_config, compiler)
+        key = cache.digest(BUILD_VERSION, src.id, *[f"{s.apply}{s.fuzz}" for s in series if s.thread],
+                           *[p.sha256 for s in series for p in s.patches], final_config, compiler)
         art = load_artifact(key)
         hit = art is not None
         if not hit:
-            art = _make(k, repo, out, key, log, meta={
+            art = _make(k, repo, out, key, log, applied, meta={
                 "source": src.description, "base_commit": base, "head_commit": head,
-                "series": [{"name": s.name, "patches": [p.__dict__ for p in s.patches]} for s in series],
+                "series": [s.describe() for s in series],
+                "applied": [a.to_json() for a in applied],
                 "base_config": k.base_config, "fragments": list(k.fragments),
                 "config_sha256": cache.digest(final_config), "compiler": compiler,
             })
@@ -422,7 +516,8 @@ def _configure(k: KernelConfig, repo: Path, out: Path, fragments: dict[str, str]
     return final
 
 
-def _make(k: KernelConfig, repo: Path, out: Path, key: str, log: Path, meta: dict) -> KernelArtifact:
+def _make(k: KernelConfig, repo: Path, out: Path, key: str, log: Path, applied: list[patchapply.Applied],
+          meta: dict) -> KernelArtifact:
     jobs = k.jobs or os.cpu_count() or 1
     cc = k.cc
     env = {}
@@ -448,7 +543,10 @@ def _make(k: KernelConfig, repo: Path, out: Path, key: str, log: Path, meta: dic
         p.update(f"{count} objects compiled, make exited {rc}")
     if rc != 0:
         errors = [ln for ln in tail if re.search(r"error|Error \d", ln)][:8]
-        raise InfraError("kernel build failed:\n    " + "\n    ".join(errors or tail[-8:]) + f"\n    full log: {log}")
+        site = patchapply.blame_build_error(repo, "\n".join(tail), applied) if applied else None
+        first = f"\n    first error: {site.describe()}" if site else ""
+        raise InfraError("kernel build failed:\n    " + "\n    ".join(errors or tail[-8:]) + first +
+                         f"\n    full log: {log}")
     release = (out / "include/config/kernel.release").read_text().strip()
     with cache.publishing("kernels", key) as tmp:
         shutil.copyfile(out / "arch/x86/boot/bzImage", tmp / "bzImage")

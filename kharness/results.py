@@ -87,6 +87,16 @@ def run_properties(cfg: RunConfig, kernel_art, session) -> dict:
                       "series": ",".join(s["name"] for s in m["series"]) or "none",
                       "patches": " | ".join(p["subject"] for s in m["series"] for p in s["patches"]) or "none",
                       "kernel_key": kernel_art.key})
+        for t in (s for s in m["series"] if s.get("thread")):
+            th, pre = t["thread"], f"thread.{t['name']}"
+            props.update({f"{pre}.message_id": th["message_id"], f"{pre}.revision": th["revision"],
+                          f"{pre}.apply": th["apply"] + (f" -F{th['fuzz']}" if th["apply"] == "fuzzy" else ""),
+                          f"{pre}.skipped": " | ".join(f"{s['number']}/{th['total']} ({s['reason']})"
+                                                       for s in th["skipped"]) or "none"})
+        fuzzed = [f"{a['label']} {h['file']} hunk #{h['hunk']} offset {h['offset']:+d} fuzz {h['fuzz']}"
+                  for a in m.get("applied", []) for h in a["hunks"]]
+        if fuzzed:
+            props["fuzzed_hunks"] = " | ".join(fuzzed)
     return props
 
 

@@ -23,12 +23,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalogue, config, fstests, image, kernel, results, ui, vm
+from . import catalogue, config, fstests, image, kernel, proof, results, ui, vm
+from . import verdict as verdict_mod
 from .catalogue import Reproducer
 from .config import RunConfig, Variant
 from .console import ConsoleAnalyzer, Finding
 from .errors import InfraError, UserError
 from .guest import Guest, Outcome
+from .proof import PROOFS
 from .verdict import Verdict, judge
 
 GUEST_DIR = "/opt/kharness"
@@ -458,6 +460,8 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     except InfraError as e:
         return JobResult(job, judge(None, [], expect=job.test.expect, error=str(e)), None, job_dir)
 
+    path_proof = PROOFS.get(job.variant.proof)
+    proof_before = _read_proof(guest, path_proof) if path_proof else None
     start_line = s.open_window()
     argv = [remote, *job.args] if job.test.source else ["sh", remote, TEST_MNT, *job.args]
     workdir = f"{TEST_MNT}/{job.id}"
@@ -488,10 +492,28 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     if trouble:
         ui.info(f"{job.id}: {outcome.aborted or outcome.lost or 'timed out'}; restarting the guest")
         s.stop()
-    verdict = judge(outcome, findings, expect=job.test.expect, warn_is_failure=warn_fail, timeout=job.timeout)
+    unproven = None
+    if path_proof and not trouble and outcome.exit_status != verdict_mod.SKIP_STATUS:
+        proof_after = _read_proof(guest, path_proof)
+        unproven = proof.unproven(path_proof, proof_before, proof_after)
+        _best_effort(_write_proof, job_dir / "path-proof.txt", path_proof, proof_before, proof_after, unproven)
+    verdict = judge(outcome, findings, expect=job.test.expect, warn_is_failure=warn_fail, timeout=job.timeout,
+                    unproven=unproven)
     m = _TIME_LINE.search(outcome.stderr)
     guest_seconds = float(m.group(2)) - float(m.group(1)) if m else None
     return JobResult(job, verdict, outcome, job_dir, guest_seconds, (start_line + 1, end_line or s.stream.lines))
+
+
+def _read_proof(guest: Guest, p: proof.Proof) -> str | None:
+    out = guest.run(f"cat {shlex.quote(p.path)}", timeout=30, stdout_path=None, stderr_path=None)
+    return out.stdout if out.exit_status == 0 else None
+
+
+def _write_proof(dest: Path, p: proof.Proof, before: str | None, after: str | None, unproven: str | None) -> None:
+    moved = proof.describe(proof.delta(before or "", after or "")) if before and after else "-"
+    dest.write_text(f"proof: {p.name} ({p.what}), counters {p.path}\n"
+                    f"verdict: {unproven or 'proven'}\nmoved during the job: {moved}\n"
+                    f"--- before\n{before or '(unreadable)'}\n--- after\n{after or '(unreadable)'}\n")
 
 
 def _best_effort(fn, *args) -> None:
@@ -591,7 +613,8 @@ def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], ski
     base_dir = run_dir / "baseline"
     base_dir.mkdir()
     series = cfg.baseline.series
-    ui.stage(f"baseline: the same {len(jobs)} job(s) on the base with series {', '.join(series) or 'none'}")
+    ui.stage(f"baseline: the same {len(jobs)} job(s) on the base with series "
+             f"{', '.join(kernel.series_label(e) for e in series) or 'none'}")
     started = time.time()
     kernel_art, session, job_results, interrupted = None, None, [], False
     try:

@@ -8,6 +8,7 @@ Order of precedence (the first that applies wins):
   the harness stopped waiting: guest unresponsive   -> hang
                               QEMU died             -> crash
   the SSH connection was lost                       -> error
+  the variant's path proof did not hold             -> error   (kharness/proof.py)
   a non-zero exit status                            -> fail
   a warn finding (if warnings count as failures)    -> warn
   otherwise                                         -> pass
@@ -42,8 +43,9 @@ def _first(findings: list[Finding], kind: str) -> Finding | None:
 
 
 def judge(outcome: Outcome | None, findings: list[Finding], *, expect: str = "pass",
-          warn_is_failure: bool = True, error: str | None = None, timeout: float | None = None) -> Verdict:
-    raw = _raw(outcome, findings, warn_is_failure, error, timeout)
+          warn_is_failure: bool = True, error: str | None = None, timeout: float | None = None,
+          unproven: str | None = None) -> Verdict:
+    raw = _raw(outcome, findings, warn_is_failure, error, timeout, unproven)
     if expect == "pass" or raw.status in ("error", "skip"):
         raw.expected = expect
         return raw
@@ -53,7 +55,7 @@ def judge(outcome: Outcome | None, findings: list[Finding], *, expect: str = "pa
     return Verdict("fail", f"expected {expect}, got {raw.status}{detail}", expect, findings)
 
 
-def _raw(outcome, findings, warn_is_failure, error, timeout) -> Verdict:
+def _raw(outcome, findings, warn_is_failure, error, timeout, unproven=None) -> Verdict:
     if error:
         return Verdict("error", error, findings=findings)
     assert outcome is not None
@@ -73,6 +75,9 @@ def _raw(outcome, findings, warn_is_failure, error, timeout) -> Verdict:
         return Verdict(kind if kind in ("hang", "crash") else "error", why or outcome.aborted, findings=findings)
     if outcome.lost:
         return Verdict("error", outcome.lost, findings=findings)
+    if unproven:
+        also = f" (the job itself exited {outcome.exit_status})" if outcome.exit_status else ""
+        return Verdict("error", unproven + also, findings=findings)
     if outcome.exit_status != 0:
         detail = _last_line(outcome.stderr, prefer="MISMATCH") or _last_line(outcome.stdout)
         msg = f"exit status {outcome.exit_status}" + (f": {detail}" if detail else "")

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import harness
 
+from kharness.config import REPO
+
 BASE = """\
 name: bi
 kernel:
@@ -21,6 +23,10 @@ kernel:
 variants: [{name: ext4, fstype: ext4}]
 tests: [zero-range-basic]
 """
+
+
+V2 = "20260203062523.3869120-1-yi.zhang@huawei.com"       # the cover letter of Zhang Yi's v2
+V2_DIR = REPO.parent / "shared" / "series" / "ext4-buffered-iomap-v2"
 
 
 def with_(old, new):
@@ -68,6 +74,20 @@ CASES = [
      "lower vm.disk_size or point `results:` elsewhere"),
     ("nightly-keep-zero", BASE + "nightly: {keep: 0}\n", [],
      "{cfg}: nightly.keep: must be at least 1, got 0"),
+    # kernel.series entries taken from a thread (issue 13); {v2} is the real v2 thread's directory
+    ("thread-not-found", with_("[kharness-id]", "[kharness-id, {{thread: nosuch@example.org, name: v2, source: {v2}}}]"),
+     [], "series 'v2': thread <nosuch@example.org> not found in {v2}; check the cover letter's Message-ID"),
+    ("thread-no-such-revision", with_("[kharness-id]", "[{{thread: " + V2 + ", name: v2, revision: 3, source: {v2}}}]"),
+     [], "series 'v2': thread <" + V2 + "> has no revision 3 (b4: Unable to find revision 3)"),
+    ("thread-missing-patch", with_("[kharness-id]", "[{{thread: " + V2 + ", name: v2, revision: 2, source: {tmp}/holey.mbx}}]"),
+     [], "series 'v2': thread <" + V2 + "> v2 lacks patch 5/22; fetch the whole thread (b4 am, or a fuller mbox)"),
+    ("thread-skip-past-the-end",
+     with_("[kharness-id]", "[{{thread: " + V2 + ", name: v2, revision: 2, source: {v2}, skip: [{{patches: 1-23, reason: x}}]}}]"),
+     [], "series 'v2': skip: '1-23': the thread has only 22 patches"),
+    ("thread-bad-apply", with_("[kharness-id]", "[kharness-id,\n    {{thread: " + V2 + ", name: v2, apply: sloppy}}]"),
+     [], "{cfg}:5: kernel.series[1].apply: must be one of fuzzy, strict"),
+    ("thread-no-source", with_("[kharness-id]", "[{{thread: " + V2 + ", name: v2, source: {tmp}/nothing.mbx}}]"),
+     [], "series 'v2': source: {tmp}/nothing.mbx does not exist (an mbox, a directory of mails, a public-inbox git, or b4)"),
 ]
 ARGPARSE = {
     "repeat-zero": "harness.py run: error: argument --repeat: must be at least 1, got 0 (see harness.py run --help)",
@@ -87,8 +107,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, case, text, 
     (tmp_path / "fstests" / "tests" / "generic" / "363").write_text("#! /bin/bash\n")
     (tmp_path / "fstests" / "common").mkdir()
     (tmp_path / "fstests" / "check").write_text("#! /bin/bash\n")
+    if case.startswith("thread-"):
+        if not V2_DIR.is_dir():
+            pytest.skip("the v2 mails are in ../shared beside the checkout")
+        # the real thread less patch 5: what a partial download looks like
+        mails = (V2_DIR / "ext4-buffered-iomap-v2.mbx").read_text().split("\nFrom ")
+        (tmp_path / "holey.mbx").write_text("\nFrom ".join(m for m in mails if " 05/22]" not in m))
     cfg = tmp_path / "c.yaml"
-    body = text.replace("{tmp}", str(tmp_path)).replace("{{", "{").replace("}}", "}")
+    body = text.replace("{tmp}", str(tmp_path)).replace("{v2}", str(V2_DIR)).replace("{{", "{").replace("}}", "}")
     if "results:" not in body:
         body += f"results: {tmp_path}/results\n"
     cfg.write_text(body)
@@ -101,6 +127,6 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, case, text, 
     else:
         st = os.statvfs(tmp_path / "results")
         free = st.f_bavail * st.f_frsize >> 30
-        want = line.format(cfg=cfg, tmp=tmp_path, free=free)
+        want = line.format(cfg=cfg, tmp=tmp_path, free=free, v2=V2_DIR)
         assert out.stderr.strip() == f"harness.py: error: {want}"
     assert list((tmp_path / "results").iterdir()) == []           # no run directory, no history

@@ -33,8 +33,19 @@ def summary(v: "RunView") -> str:
                    f"head {p.get('head_commit', '?')[:12]})")
     for s in k.get("series", []):
         out.append(f"series:  {s['name']} ({len(s['patches'])} patch{'es' if len(s['patches']) != 1 else ''})")
+        if th := s.get("thread"):
+            out.append(f"           thread {th['message_id']} v{th['revision']} ({th['source']}), "
+                       f"apply {th['apply']}" + (f" -F{th['fuzz']}" if th["apply"] == "fuzzy" else ""))
+            for sk in th["skipped"]:
+                out.append(f"           skipped {sk['number']}/{th['total']} {sk['subject']}: {sk['reason']}")
         for patch in s["patches"]:
             out.append(f"           {patch['subject']}")
+    fuzzed = [(a, h) for a in k.get("applied", []) for h in a["hunks"]]
+    if fuzzed:
+        out.append(f"fuzz:    {len(fuzzed)} hunk(s) applied with an offset or fuzz:")
+        for a, h in fuzzed:
+            out.append(f"           {a['label']} {h['file']} hunk #{h['hunk']} at {h['line']} "
+                       f"offset {h['offset']:+d} fuzz {h['fuzz']}")
     if not k.get("series") and p.get("kernel_release"):
         out.append("series:  none")
     out.append(f"accel:   {p.get('accel', '?')}")
