@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Hang-detection latency, from a run that includes the hang canary.
 
-    .venv/bin/python bench/hang_latency.py [results/<run>]     (default results/latest)
+    .venv/bin/python bench/hang_latency.py [results/<run>...] [--test NAME]   (default results/latest, hang-canary)
 
-For each canary job: guest-clock seconds from the job's start marker to the first
+For each job of that test (the canary, or a reproducer run on a deadlocking selftest kernel): guest-clock seconds from the job's start marker to the first
 hung-task report (bounded below by kernel.hung_task_timeout_secs), and the job's
 wall time in the harness, which adds the sysrq-w dump and the wait for the console
 to go quiet. Prints numbers; asserts nothing.
@@ -14,23 +14,36 @@ import sys
 from pathlib import Path
 
 STAMP = re.compile(r"^\s*\d+\s+\[\s*(\d+\.\d+)\]")
+# kernel/hung_task.c: "blocked for more than N seconds", 7.1+ also "blocked in I/O wait for more than"
+HUNG = re.compile(r"INFO: task \S+ blocked (?:in I/O wait )?for more than")
 
 
 def first(lines, needle):
     for ln in lines:
-        if needle in ln and (m := STAMP.match(ln)):
+        hit = needle.search(ln) if isinstance(needle, re.Pattern) else needle in ln
+        if hit and (m := STAMP.match(ln)):
             return float(m.group(1))
     return None
 
 
 def main() -> None:
-    run = Path(sys.argv[1] if len(sys.argv) > 1 else "results/latest").resolve()
+    args = sys.argv[1:]
+    test = "hang-canary"
+    if "--test" in args:
+        i = args.index("--test")
+        test = args[i + 1]
+        del args[i:i + 2]
+    for run in [Path(a).resolve() for a in (args or ["results/latest"])]:
+        report_run(run, test)
+
+
+def report_run(run: Path, test: str) -> None:
     summary = json.loads((run / "summary.json").read_text())
     for j in summary["jobs"]:
-        if j["test"] != "hang-canary":
+        if j["test"] != test:
             continue
-        window = (run / "jobs" / j["variant"] / "hang-canary" / "console.txt").read_text().splitlines()
-        start, report = first(window, "kharness: job-start"), first(window, "blocked for more than")
+        window = (run / "jobs" / j["variant"] / j["job"].split(".", 1)[1] / "console.txt").read_text().splitlines()
+        start, report = first(window, "kharness: job-start"), first(window, HUNG)
         dump = first(window, "Show Blocked State")
         if start is None or report is None:
             print(f"{j['job']}: no hung-task report in the window ({j['status']})")

@@ -182,7 +182,8 @@ def blame_build_error(repo: Path, build_output: str, applied: list[Applied]) -> 
     # O= builds print paths relative to the output tree (../../src/<id>/fs/ext4/inode.c) or
     # absolute: the longest tail of the path that names a file of the tree is the file.
     parts = file.split("/")
-    file = next(("/".join(parts[i:]) for i in range(len(parts)) if (repo / "/".join(parts[i:])).is_file()), file)
+    tails = ["/".join(parts[i:]) for i in range(len(parts)) if ".." not in parts[i:] and parts[i]]
+    file = next((t for t in tails if (repo / t).is_file()), file)
     if not (repo / file).is_file():
         return BuildErrorSite(file, line, message, None, None)
     res = subprocess.run(["git", "-C", str(repo), "blame", "--porcelain", "-L", f"{line},{line}", "HEAD", "--", file],

@@ -243,7 +243,7 @@ def test_a_build_error_is_traced_to_its_fuzzed_hunk(posted):
         head, hunks = patchapply.apply_fuzzy(repo, p.mail, 2, IDENT)
         applied.append(patchapply.Applied(f"s {p.number:02d}/3", p.subject, "patch -F2", head, hunks))
     lineno = (repo / "zero.c").read_text().splitlines().index("line 25 zeroed") + 1
-    out = f"  CC      fs/zero.o\n../../src/x/zero.c:{lineno}:5: error: 'zero_len' undeclared (first use)\n"
+    out = f"  CC      fs/zero.o\n../../{repo.parent.name}/{repo.name}/zero.c:{lineno}:5: error: 'zero_len' undeclared (first use)\n"
     site = patchapply.blame_build_error(repo, out, applied)
     assert site.applied.label == "s 02/3" and site.hunk is not None and site.hunk.fuzz >= 1
     assert f"zero.c:{lineno}: 'zero_len' undeclared" in site.describe()
