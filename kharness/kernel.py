@@ -114,7 +114,7 @@ def thread_source(t: ThreadSeries) -> str:
     """`source`, or the environment variable `source_env` names when it is set; paths relative to the repo."""
     src = os.environ.get(t.source_env, "") if t.source_env else ""
     src = src or t.source
-    return src if src == "b4" else str(repo_path(src))
+    return src if src == "b4" else os.path.normpath(repo_path(src))
 
 
 def read_thread(t: ThreadSeries) -> Series:
