@@ -1,11 +1,14 @@
 """Path proofs (kharness/proof.py) and how the verdict uses them: an ext4_iomap job whose I/O did
 not move the buffered-iomap counters is an error saying so, never a pass."""
+from pathlib import Path
+
 from kharness import proof, verdict
 from kharness.guest import Outcome
 
 P = proof.PROOFS["ext4-buffered-iomap"]
-BEFORE = "read 10\nwrite 4\nwriteback 2\nzero 0\nmmap 0\n"
-AFTER = "read 10\nwrite 90\nwriteback 7\nzero 3\nmmap 0\n"
+DATA = Path(__file__).parent / "data" / "proof"        # read from a real guest (README there)
+BEFORE = (DATA / "ext4_buffered_iomap_ops.before").read_text()
+AFTER = (DATA / "ext4_buffered_iomap_ops.after").read_text()
 
 
 def outcome(rc=0, stderr=""):
@@ -13,8 +16,10 @@ def outcome(rc=0, stderr=""):
 
 
 def test_moved_counters_prove_the_path():
-    assert proof.delta(BEFORE, AFTER) == {"read": 0, "write": 86, "writeback": 5, "zero": 3, "mmap": 0}
-    assert proof.describe(proof.delta(BEFORE, AFTER)) == "write +86, writeback +5, zero +3"
+    assert proof.delta(BEFORE, AFTER) == {"read": 4217, "write": 5106, "writeback": 12778, "zero": 8627,
+                                          "mmap": 4516}
+    assert proof.describe(proof.delta(BEFORE, AFTER)) == "read +4217, write +5106, writeback +12778, zero +8627, mmap +4516"
+    assert proof.describe({"read": 0, "write": 3}) == "write +3"
     assert proof.unproven(P, BEFORE, AFTER) is None
     assert verdict.judge(outcome(), [], unproven=proof.unproven(P, BEFORE, AFTER)).status == "pass"
 
@@ -22,7 +27,7 @@ def test_moved_counters_prove_the_path():
 def test_unmoved_counters_are_an_error_never_a_pass():
     why = proof.unproven(P, BEFORE, BEFORE)
     assert why.startswith("the job's I/O did not go through ext4's buffered iomap path: no counter in "
-                          "/sys/kernel/debug/ext4_buffered_iomap_ops moved (read 10, write 4")
+                          "/sys/kernel/debug/ext4_buffered_iomap_ops moved (read 12156, write 11618")
     v = verdict.judge(outcome(), [], unproven=why)
     assert (v.status, v.message) == ("error", why)
     # a data mismatch on the wrong path says both
