@@ -200,6 +200,9 @@ def _b4_am(msgid: str, revision: int, local: Path | None, outdir: Path, where: s
         if local is not None:
             raise UserError(f"{where}: thread <{msgid}> not found in {shown}; check the cover letter's Message-ID")
         last = said[-1].strip() if said else f"b4 exited {res.returncode}"
+        if "Could not retrieve" in last or "Failed to resolve" in last or "Max retries" in last:
+            raise UserError(f"{where}: b4 am could not reach lore for thread <{msgid}> (no network?); point "
+                            "`source` at an mbox, a directory of mails or a public-inbox git instead")
         raise UserError(f"{where}: thread <{msgid}> not found by b4 am ({last.removeprefix('CRITICAL: ')})")
     return boxes[0]
 
