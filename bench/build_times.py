@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kharness import config, kernel  # noqa: E402
+from kharness import config, kernel, series  # noqa: E402
 
 
 def timed(fn):
@@ -44,8 +44,8 @@ def main() -> None:
         print(f"cache hit:    {t_hit:7.2f} s  (hit={hit})")
         # A one-line change to a patch: copy the patches dir, extend the kharness-id patch's file.
         patches = tmp / "patches"
-        shutil.copytree(kernel.PATCHES_DIR, patches)
-        kernel.PATCHES_DIR = patches
+        shutil.copytree(series.PATCHES_DIR, patches)
+        series.PATCHES_DIR = patches
         p = patches / "kharness-id" / "0001-kharness-mark-release.patch"
         p.write_text(p.read_text().replace("+-kharness\n", "+-kharness-bench\n"))
         t_inc, (art2, hit) = timed(lambda: kernel.build_kernel(cfg.kernel, logs))

@@ -1,7 +1,8 @@
 """Kernel source + patch series + kconfig fragments -> a cached bzImage.
 
     source (tarball | git tree) --import--> cache/src/<id>   (a git repo we own)
-    checkout base, `git am --3way` each series               (the user's tree is never touched)
+    checkout base, apply each series (series.py reads them)  (the user's tree is never touched)
+        `git am --3way`; a thread with apply: fuzzy falls back to patchapply.apply_fuzzy
     base config + fragments --merge_config.sh/olddefconfig--> .config, every fragment option checked
     make O=cache/build/<id>-<base> bzImage                   (one output tree per source+base: incremental)
     cache/kernels/<key>/{bzImage,config,System.map,kernel.json}
@@ -13,10 +14,7 @@ cache without running git or make at all.
 """
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
-import mailbox
 import os
 import re
 import shutil
@@ -26,12 +24,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, debsrc, patchapply, proc, thread, ui
-from .config import REPO, KernelConfig, ThreadSeries, repo_path
+from . import cache, debsrc, patchapply, proc, ui
+from .config import REPO, KernelConfig, repo_path
+from .series import Series, read_series
 from .errors import InfraError, UserError
 
 BUILD_VERSION = "1"        # bump when the build recipe changes in a way the key cannot see
-PATCHES_DIR = REPO / "patches"
 FRAGMENTS_DIR = REPO / "configs" / "kconfig"
 BASE_TARGETS = ("tinyconfig", "defconfig", "allnoconfig")
 # Fixed identity for commits the harness makes, so the same series gives the same HEAD.
@@ -43,37 +41,6 @@ MAKE_VARS = ["LOCALVERSION=", "KBUILD_BUILD_USER=kharness", "KBUILD_BUILD_HOST=k
 _OBJECT_LINE = re.compile(r"^\s+(CC|AS|LD|AR|HOSTCC|CPP)\s")
 
 
-@dataclass(frozen=True)
-class Patch:
-    series: str
-    file: str           # path relative to the repository (patches/<series>/<file>)
-    subject: str
-    message_id: str | None
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Series:
-    name: str
-    inputs: tuple[Path, ...]     # files given to `git am`, in order (patches or one mbox); none for a thread
-    patches: tuple[Patch, ...]
-    thread: thread.Thread | None = None     # taken from a mailing-list thread: its mails are the input
-    apply: str = "strict"        # strict | fuzzy (threads only)
-    fuzz: int = 0
-
-    def describe(self) -> dict:
-        """What kernel.json records of the series (the report shows all of it)."""
-        out: dict = {"name": self.name, "patches": [p.__dict__ for p in self.patches]}
-        if self.thread:
-            t = self.thread
-            out["thread"] = {"message_id": f"<{t.message_id}>", "revision": t.revision, "source": t.source,
-                             "total": t.total, "apply": self.apply, "fuzz": self.fuzz if self.apply == "fuzzy" else 0,
-                             "skipped": [s.__dict__ for s in t.skipped]}
-        return out
-
-
-def series_label(entry: str | ThreadSeries) -> str:
-    return entry.name if isinstance(entry, ThreadSeries) else entry
 
 
 @dataclass(frozen=True)
@@ -89,93 +56,6 @@ class KernelArtifact:
     @property
     def release(self) -> str:
         return self.meta["release"]
-
-
-# ---------------------------------------------------------------- series
-
-def _subject(msg) -> str:
-    subj = " ".join(str(msg.get("Subject", "")).split())
-    return re.sub(r"^(\[[^]]*\]\s*)+", "", subj) or "(no subject)"
-
-
-def _message_id(msg) -> str | None:
-    mid = msg.get("Message-ID") or msg.get("Message-Id")
-    return str(mid).strip() if mid else None
-
-
-def available_series() -> list[str]:
-    return sorted(p.name for p in PATCHES_DIR.iterdir() if p.is_dir()) if PATCHES_DIR.is_dir() else []
-
-
-_threads: dict[tuple, thread.Thread] = {}
-
-
-def thread_source(t: ThreadSeries) -> str:
-    """`source`, or the environment variable `source_env` names when it is set; paths relative to the repo."""
-    src = os.environ.get(t.source_env, "") if t.source_env else ""
-    src = src or t.source
-    return src if src == "b4" else os.path.normpath(repo_path(src))
-
-
-def read_thread(t: ThreadSeries) -> Series:
-    """The thread's patches (b4 picks them; skip drops some), read once per process."""
-    src = thread_source(t)
-    try:
-        stamp = Path(src).stat().st_mtime_ns if src != "b4" else 0
-    except OSError:
-        stamp = -1
-    key = (t.thread, t.revision, src, stamp, tuple((s.patches, s.reason) for s in t.skip))
-    if key not in _threads:
-        _threads[key] = thread.fetch(t.thread, t.revision, src, [(s.patches, s.reason) for s in t.skip],
-                                     f"series {t.name!r}")
-    th = _threads[key]
-    patches = tuple(Patch(t.name, f"<{th.message_id}> {p.number}/{p.total}", p.subject, p.message_id,
-                          cache.digest(p.mail)) for p in th.patches)
-    return Series(t.name, (), patches, th, t.apply, t.fuzz)
-
-
-def read_series(name: str | ThreadSeries, patches_dir: Path | None = None) -> Series:
-    """patches/<name>/series (quilt/b4 style, '#' comments), a single mbox in that directory,
-    or a thread from the mailing list (kernel.series entry with `thread:`)."""
-    if isinstance(name, ThreadSeries):
-        return read_thread(name)
-    base = (patches_dir or PATCHES_DIR) / name
-    rel = lambda p: os.path.relpath(p, REPO)  # noqa: E731
-    if not base.is_dir():
-        avail = ", ".join(available_series()) or "none"
-        raise UserError(f"series {name!r}: no directory {rel(base)} (available: {avail})")
-    series_file = base / "series"
-    if series_file.exists():
-        files = []
-        for lineno, raw in enumerate(series_file.read_text().splitlines(), 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            p = base / line.split()[0]
-            if not p.is_file():
-                raise UserError(f"{rel(series_file)}:{lineno}: names {line.split()[0]!r}, which does not exist in {rel(base)}")
-            files.append(p)
-        if not files:
-            raise UserError(f"{rel(series_file)}: the series is empty; list patch files one per line")
-        patches = []
-        for p in files:
-            data = p.read_bytes()
-            msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
-            if not msg.get("Subject"):
-                raise UserError(f"{rel(p)}: not a mail-formatted patch (no Subject:); make it with git format-patch")
-            patches.append(Patch(name, rel(p), _subject(msg), _message_id(msg), cache.digest(data)))
-        return Series(name, tuple(files), tuple(patches))
-    mboxes = sorted(list(base.glob("*.mbx")) + list(base.glob("*.mbox")))
-    if len(mboxes) != 1:
-        raise UserError(f"series {name!r}: {rel(base)} needs a `series` file or exactly one .mbx/.mbox (b4 am output)")
-    box = mboxes[0]
-    patches = []
-    for msg in mailbox.mbox(str(box)):
-        body = msg.as_bytes()
-        patches.append(Patch(name, rel(box), _subject(msg), _message_id(msg), cache.digest(body)))
-    if not patches:
-        raise UserError(f"{rel(box)}: the mbox holds no messages")
-    return Series(name, (box,), tuple(patches))
 
 
 # ---------------------------------------------------------------- kconfig

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import catalogue, config, fstests, image, kernel, proof, results, ui, vm
+from . import series as series_mod
 from . import verdict as verdict_mod
 from .catalogue import Reproducer
 from .config import RunConfig, Variant
@@ -614,7 +615,7 @@ def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], ski
     base_dir.mkdir()
     series = cfg.baseline.series
     ui.stage(f"baseline: the same {len(jobs)} job(s) on the base with series "
-             f"{', '.join(kernel.series_label(e) for e in series) or 'none'}")
+             f"{', '.join(series_mod.series_label(e) for e in series) or 'none'}")
     started = time.time()
     kernel_art, session, job_results, interrupted = None, None, [], False
     try:

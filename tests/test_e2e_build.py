@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from kharness import cache, config, kernel
+from kharness import cache, config, kernel, series
 from kharness.errors import UserError
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +38,8 @@ def format_patch(dest, name, subject, files):
 @pytest.fixture
 def patches(tmp_path, monkeypatch):
     d = tmp_path / "patches"
-    shutil.copytree(kernel.PATCHES_DIR, d)
-    monkeypatch.setattr(kernel, "PATCHES_DIR", d)
+    shutil.copytree(series.PATCHES_DIR, d)
+    monkeypatch.setattr(series, "PATCHES_DIR", d)
     return d
 
 

@@ -18,7 +18,7 @@ if not SHARED_V2.is_dir():
     pytestmark = [pytest.mark.e2e, pytest.mark.skip(reason="the v2 mails are in ../shared beside the checkout")]
 
 
-def shipped(name: str, tmp, **changes) -> "Path":
+def shipped(name: str, tmp, **changes):
     """A shipped config with results in tmp and some keys replaced."""
     data = yaml.safe_load((REPO / "configs" / name).read_text())
     data.update(changes, results=str(tmp / "results"))

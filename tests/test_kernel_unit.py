@@ -3,11 +3,11 @@ import shutil
 
 import pytest
 
-from kharness import kernel
+from kharness import kernel, series
 from kharness.config import KernelConfig
 from kharness.errors import UserError
 
-PATCH = kernel.PATCHES_DIR / "kharness-id" / "0001-kharness-mark-release.patch"
+PATCH = series.PATCHES_DIR / "kharness-id" / "0001-kharness-mark-release.patch"
 
 
 def make_series(tmp_path, name, series_text, files=()):
@@ -22,7 +22,7 @@ def make_series(tmp_path, name, series_text, files=()):
 
 def test_series_file_with_comments(tmp_path):
     root = make_series(tmp_path, "s", "# a comment\n\n0001.patch   # trailing comment\n", ["0001.patch"])
-    s = kernel.read_series("s", root)
+    s = series.read_series("s", root)
     assert [p.name for p in s.inputs] == ["0001.patch"]
     assert s.patches[0].subject == "kharness: mark kernels built by the harness in their release string"
 
@@ -30,18 +30,18 @@ def test_series_file_with_comments(tmp_path):
 def test_series_naming_a_missing_patch(tmp_path):
     root = make_series(tmp_path, "s", "0001.patch\n0002.patch\n", ["0001.patch"])
     with pytest.raises(UserError, match=r"series:2: names '0002.patch', which does not exist"):
-        kernel.read_series("s", root)
+        series.read_series("s", root)
 
 
 def test_empty_series(tmp_path):
     root = make_series(tmp_path, "s", "# nothing yet\n")
     with pytest.raises(UserError, match="the series is empty"):
-        kernel.read_series("s", root)
+        series.read_series("s", root)
 
 
 def test_unknown_series_lists_available():
     with pytest.raises(UserError, match=r"series 'nosuch': no directory patches/nosuch \(available: .*kharness-id"):
-        kernel.read_series("nosuch")
+        series.read_series("nosuch")
 
 
 def test_mbox_series_records_subjects_and_message_ids(tmp_path):
@@ -51,7 +51,7 @@ def test_mbox_series_records_subjects_and_message_ids(tmp_path):
     two = one.replace("Subject: [PATCH] kharness: mark", "Subject: [PATCH v2 2/2] second: mark")
     mid = "Message-ID: <20250101.1234-1-someone@example.org>\n"
     (d / "v2_20250101_series.mbx").write_text(one.replace("Subject:", mid + "Subject:", 1) + "\n" + two)
-    s = kernel.read_series("b4", tmp_path)
+    s = series.read_series("b4", tmp_path)
     assert [p.subject for p in s.patches] == [
         "kharness: mark kernels built by the harness in their release string",
         "second: mark kernels built by the harness in their release string"]
@@ -65,7 +65,7 @@ def test_a_non_patch_file_is_refused(tmp_path):
     (d / "x.patch").write_text("just text\n")
     (d / "series").write_text("x.patch\n")
     with pytest.raises(UserError, match="not a mail-formatted patch"):
-        kernel.read_series("s", tmp_path)
+        series.read_series("s", tmp_path)
 
 
 def test_parse_config_and_dropped_options():
@@ -86,7 +86,7 @@ def test_input_key_changes_when_and_only_when_an_input_changes(tmp_path, monkeyp
     k = KernelConfig(tarball="/x", fragments=["f"])
 
     def key(k=k, src=src, compiler="gcc 12"):
-        return kernel._input_key(k, src, [kernel.read_series("s", root)], compiler)
+        return kernel._input_key(k, src, [series.read_series("s", root)], compiler)
 
     base = key()
     assert key() == base                                            # same inputs, same key

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kharness import kernel, patchapply, thread
+from kharness import kernel, patchapply, series, thread
 from kharness.config import SkipPatches, ThreadSeries
 from kharness.errors import UserError
 
@@ -177,12 +177,12 @@ def test_thread_entry_reads_through_kernel_and_source_env(posted, monkeypatch):
     entry = ThreadSeries(thread=posted["v2"], name="zero-v2", revision=2, source="/nonexistent",
                          source_env="KHARNESS_TEST_THREAD", skip=[SkipPatches("3", "later")])
     monkeypatch.setenv("KHARNESS_TEST_THREAD", str(posted["box"]))
-    s = kernel.read_series(entry)
+    s = series.read_series(entry)
     assert s.name == "zero-v2" and [p.subject for p in s.patches] == ["zero: change 1 of v2", "zero: change 2 of v2"]
     d = s.describe()
     assert d["thread"]["message_id"] == f"<{posted['v2']}>" and d["thread"]["revision"] == 2
     assert d["thread"]["skipped"] == [{"number": 3, "subject": "zero: change 3 of v2", "reason": "later"}]
-    assert kernel.series_label(entry) == "zero-v2"
+    assert series.series_label(entry) == "zero-v2"
 
 
 # ---------------------------------------------------------------- fuzzy apply
@@ -268,7 +268,7 @@ def test_the_real_v2_thread_gives_22_patches_and_the_skip_list():
     entry = ThreadSeries(thread=V2_COVER, name="ext4-buffered-iomap-v2", revision=2, source=str(SHARED_V2),
                          skip=[SkipPatches("1-8", "upstream in 7.2, reworked"), SkipPatches("15, 16", "upstream")],
                          apply="fuzzy", fuzz=3)
-    s = kernel.read_series(entry)
+    s = series.read_series(entry)
     assert s.thread.total == 22 and len(s.patches) == 12
     assert s.patches[0].subject == "ext4: add a new iomap aops for regular file's buffered IO path"
     assert s.patches[-1].message_id == "<20260203062523.3869120-23-yi.zhang@huawei.com>"
@@ -283,13 +283,13 @@ def test_apply_series_strict_then_fuzzy_then_rejected(posted, tmp_path):
     base = git(repo, "rev-parse", "HEAD").strip()
     log = tmp_path / "build.log"
     entry = dict(thread=posted["v2"], name="zero-v2", revision=2, source=str(posted["box"]))
-    strict = kernel.read_series(ThreadSeries(**entry))
+    strict = series.read_series(ThreadSeries(**entry))
     with pytest.raises(UserError, match=r"^series 'zero-v2': patch 02/3 \(zero: change 2 of v2\) does not apply with "
                                         r"git am --3way.*; the cached tree was reset\. Skip it"):
         kernel._apply_series(repo, base, [strict], log)
     assert git(repo, "rev-parse", "HEAD").strip() == base and git(repo, "status", "--porcelain", "-uno") == ""
 
-    fuzzy = kernel.read_series(ThreadSeries(**entry, apply="fuzzy", fuzz=2))
+    fuzzy = series.read_series(ThreadSeries(**entry, apply="fuzzy", fuzz=2))
     head, applied = kernel._apply_series(repo, base, [fuzzy], log)
     assert [(a.label, a.method) for a in applied] == [
         ("zero-v2 01/3", "git am --3way"), ("zero-v2 02/3", "patch -F2"), ("zero-v2 03/3", "git am --3way")]
