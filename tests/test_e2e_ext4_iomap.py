@@ -33,8 +33,9 @@ def iomap_run(tmp_path_factory):
     data = yaml.safe_load((REPO / "configs/ext4-iomap.yaml").read_text())
     variants = [v for v in data["variants"] if v["name"] == "ext4_iomap"]
     cfg = shipped("ext4-iomap.yaml", tmp, variants=variants)
-    # 10 s per reproducer; the bound covers a cold 7.2 build (~5-25 min) and 7 jobs, x3.
-    proc = harness("run", "-c", str(cfg), "--duration", "10s", timeout=3 * 60 * 45)
+    # 5 s per reproducer (the full-length run is ./harness.py run -c configs/ext4-iomap.yaml);
+    # the bound covers a cold 7.2 build (~5-25 min) and 7 jobs, x3.
+    proc = harness("run", "-c", str(cfg), "--duration", "5s", timeout=3 * 60 * 45)
     return proc, (tmp / "results" / "latest").resolve()
 
 
@@ -108,10 +109,14 @@ def test_a_job_off_the_iomap_path_is_an_error_not_a_pass(iomap_run, tmp_path):
 def test_the_threads_deadlock_is_a_titled_hang_and_the_run_goes_on(tmp_path):
     """configs/selftest-ext4-iomap.yaml: partial EOF block zeroing under the truncate handle on the
     iomap path. The writeback storm must hang on ext4_iomap with the thread's three parties in the
-    evidence; the guest is rebooted and the buffer_head jobs after it pass."""
-    cfg = shipped("selftest-ext4-iomap.yaml", tmp_path)
-    proc = harness("run", "-c", str(cfg), "--only", "zero-range-vs-writeback-storm", "--only", "zero-range-basic",
-                   timeout=3 * 60 * 25)
+    evidence; the guest is rebooted and the job after it passes. (That every ext4 buffer_head job
+    passes on this kernel is the full `./harness.py run -c configs/selftest-ext4-iomap.yaml`.)"""
+    data = yaml.safe_load((REPO / "configs/selftest-ext4-iomap.yaml").read_text())
+    cfg = shipped("selftest-ext4-iomap.yaml", tmp_path,
+                  variants=[v for v in data["variants"] if v["name"] == "ext4_iomap"],
+                  tests=["zero-range-vs-writeback-storm", "zero-range-basic"])
+    # The storm hung 6 times of 6 here, 14-59 s into the job (its -t bound is 90 s).
+    proc = harness("run", "-c", str(cfg), timeout=3 * 60 * 25)
     run_dir = (tmp_path / "results" / "latest").resolve()
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -123,6 +128,5 @@ def test_the_threads_deadlock_is_a_titled_hang_and_the_run_goes_on(tmp_path):
     assert "start_this_handle" in window                                # writeback waiting for a handle
     assert "ext4_truncate" in window and "filemap_write_and_wait_range" in window   # the writer holding one
     assert "Show Blocked State" in window                               # the sysrq-w dump
-    for job in ("ext4_iomap.zero-range-basic", "ext4.zero-range-basic", "ext4.zero-range-vs-writeback-storm"):
-        assert jobs[job]["status"] == "pass", jobs[job]
+    assert jobs["ext4_iomap.zero-range-basic"]["status"] == "pass", jobs    # on the fresh guest after the hang
     assert summary["boots"] >= 2
