@@ -124,18 +124,11 @@ def apply_fuzzy(repo: Path, mail: bytes, fuzz: int, ident: dict) -> tuple[str, l
         diff_file = f.name
     try:
         base = ["patch", "-p1", f"-F{fuzz}", "-f", "--no-backup-if-mismatch", "-d", str(repo), "-i", diff_file]
-        dry = subprocess.run(base + ["--dry-run"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        notes, rejected = parse_patch_output(dry.stdout, lengths)
-        if rejected or dry.returncode != 0:
-            file, hunk, line = rejected[0] if rejected else ("?", 0, 0)
-            if not rejected:
-                raise Rejected(file, hunk, line, fuzz) from RuntimeError(dry.stdout + dry.stderr)
-            raise Rejected(file, hunk, line, fuzz)
-        real = subprocess.run(base, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        notes, rejected = parse_patch_output(real.stdout, lengths)
-        if rejected or real.returncode != 0:
-            file, hunk, line = rejected[0] if rejected else ("?", 0, 0)
-            raise Rejected(file, hunk, line, fuzz)
+        for argv in (base + ["--dry-run"], base):       # the dry run leaves the tree untouched on a reject
+            res = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            notes, rejected = parse_patch_output(res.stdout, lengths)
+            if rejected or res.returncode != 0:
+                raise Rejected(*(rejected[0] if rejected else ("?", 0, 0)), fuzz)
     finally:
         os.unlink(diff_file)
     git = ["git", "-C", str(repo)]
