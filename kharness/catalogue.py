@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 
 from . import cache, proc
-from .config import REPO, Variant
+from .config import REPO
+from .model import Variant
 from .errors import UserError
 
 REPRO_DIR = REPO / "reproducers"

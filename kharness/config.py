@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .model import Variant
 from .fstests import FstestsConfig
 from .proof import PROOFS
 
@@ -84,16 +85,6 @@ class VmConfig:
     kvm_banner_timeout: int = 20        # auto: no "Linux version" within this -> TCG
     hung_task_timeout: int = 10         # kernel.hung_task_timeout_secs in the guest
     cmdline: str = ""                   # appended to the kernel command line
-
-
-@dataclass
-class Variant:
-    """A filesystem set-up the jobs run on."""
-    name: str
-    fstype: str
-    mkfs: str = ""
-    mount: str = ""
-    proof: str = ""                     # kharness/proof.py: counters that must move during each job
 
 
 @dataclass

@@ -34,6 +34,8 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from .model import Finding
+
 KIND = {
     "HANG": "hang", "SOFTLOCKUP": "hang", "HARDLOCKUP": "hang", "RCU_STALL": "hang", "WQ_LOCKUP": "hang",
     "WARNING": "warn", "LOCKDEP": "warn", "REFCOUNT": "warn", "MEMLEAK": "warn", "ATOMIC_SLEEP": "warn",
@@ -41,21 +43,6 @@ KIND = {
     "BUG": "crash", "KERNEL_BUG": "crash", "OOPS": "crash", "GPF": "crash", "PAGE_FAULT": "crash",
     "PANIC": "crash", "KASAN": "crash", "KFENCE": "crash", "KMSAN": "crash",
 }
-
-
-@dataclass
-class Finding:
-    kind: str      # verdict class: hang | crash | warn
-    type: str      # HANG, SOFTLOCKUP, WARNING, LOCKDEP, KASAN, ... (see KIND)
-    title: str     # syzbot-style title
-    line: int      # 1-based line in the stream where the (first) report starts
-    report: str    # the report's lines, prefixes removed
-    count: int = 1
-    lines: list[int] = field(default_factory=list)   # start line of every occurrence
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "type": self.type, "title": self.title, "line": self.line,
-                "count": self.count, "report": self.report}
 
 
 # ---------------------------------------------------------------------------

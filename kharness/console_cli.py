@@ -14,7 +14,8 @@ import stat
 import sys
 from typing import TextIO
 
-from .console import ConsoleAnalyzer, Finding
+from .console import ConsoleAnalyzer
+from .model import Finding
 from .errors import UserError
 
 CHUNK = 1 << 20

@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import cache, proc, ui
-from .console import Finding
 from .errors import InfraError, UserError
-from .guest import Guest, Outcome
-from .verdict import Verdict, judge
+from .guest import Guest
+from .model import Finding, Job, JobResult, Outcome, Trouble, Verdict
+from .verdict import judge
 
 GUEST_FSTESTS = "/opt/fstests"
 TEST_DEV, SCRATCH_DEV = "/dev/vdb", "/dev/vdc"

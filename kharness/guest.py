@@ -16,23 +16,12 @@ from typing import Callable
 import paramiko
 
 from .errors import InfraError
+from .model import Outcome, Trouble
 
 # paramiko's transport thread logs every failed attempt with a traceback (through
 # logging's last-resort handler, to the user's terminal); connect() retries and
 # reports what went wrong in one line instead.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-
-@dataclass
-class Outcome:
-    """What a command did in the guest. exit_status is None when it did not finish."""
-    exit_status: int | None
-    duration: float              # wall time seen by the harness
-    timed_out: bool = False
-    aborted: str | None = None   # why the harness stopped waiting (a hang finding, a crash)
-    lost: str | None = None      # the SSH connection died under it
-    stdout: str = ""             # tail, for messages; the whole output is in the job's files
-    stderr: str = ""
 
 
 def _save(f, data: bytes, errors: list[str]):

@@ -27,12 +27,13 @@ from . import catalogue, config, fstests, image, kernel, proof, results, ui, vm
 from . import series as series_mod
 from . import verdict as verdict_mod
 from .catalogue import Reproducer
-from .config import RunConfig, Variant
-from .console import ConsoleAnalyzer, Finding
+from .config import RunConfig
+from .console import ConsoleAnalyzer
 from .errors import InfraError, UserError
-from .guest import Guest, Outcome
+from .guest import Guest
+from .model import Finding, Job, JobResult, Outcome, Trouble, Variant, Verdict
 from .proof import PROOFS
-from .verdict import Verdict, judge
+from .verdict import judge
 
 GUEST_DIR = "/opt/kharness"
 TEST_MNT = "/mnt/test"

@@ -17,27 +17,9 @@ did not: the expectation itself is what is being tested.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .console import Finding
-from .guest import Outcome
+from .model import Finding, Outcome, Verdict
 
 SKIP_STATUS = 77   # the automake/fstests convention for "not applicable here"
-VERDICTS = ("pass", "fail", "hang", "crash", "warn", "error", "skip")
-
-
-@dataclass
-class Verdict:
-    status: str                  # one of VERDICTS
-    message: str                 # one line: the title of the evidence
-    expected: str = "pass"       # what the job declared it expects
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("pass", "skip")
-
-
 def _first(findings: list[Finding], kind: str) -> Finding | None:
     return next((f for f in findings if f.kind == kind), None)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from kharness import console_cli
-from kharness.console import KIND, ConsoleAnalyzer, Finding, analyze
+from kharness.console import KIND, ConsoleAnalyzer, analyze
+from kharness.model import Finding
 from kharness.errors import UserError
 
 DATA = Path(__file__).parent / "data" / "console"

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kharness import config, image, kernel, runner, vm
-from kharness.config import Variant
+from kharness.model import Variant
 from kharness.errors import InfraError
 from kharness.guest import Guest
 

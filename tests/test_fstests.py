@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kharness import fstests
-from kharness.config import Variant
-from kharness.console import Finding, analyze
+from kharness.console import analyze
+from kharness.model import Finding, Variant
 from kharness.errors import UserError
 
 DATA = Path(__file__).resolve().parent / "data" / "fstests"
@@ -451,7 +451,7 @@ class FakeGuest:
     def run(self, cmd, timeout, stdout_path=None, stderr_path=None, check_abort=lambda: None):
         import shlex
         import time as _t
-        from kharness.guest import Outcome
+        from kharness.model import Outcome
         if "sysrq-trigger" in cmd:
             self.say("sysrq: Show Blocked State")
             return Outcome(0, 0.1)

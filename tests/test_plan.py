@@ -3,7 +3,7 @@ import pytest
 
 from conftest import harness
 from kharness import catalogue, config, runner
-from kharness.config import Variant
+from kharness.model import Variant
 from kharness.errors import UserError
 
 CAT = catalogue.load()

@@ -3,7 +3,7 @@ not move the buffered-iomap counters is an error saying so, never a pass."""
 from pathlib import Path
 
 from kharness import proof, verdict
-from kharness.guest import Outcome
+from kharness.model import Outcome
 
 P = proof.PROOFS["ext4-buffered-iomap"]
 DATA = Path(__file__).parent / "data" / "proof"        # read from a real guest (README there)

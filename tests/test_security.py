@@ -18,7 +18,7 @@ import yaml
 
 from conftest import REPO, harness
 from kharness import fstests, runner
-from kharness.config import Variant
+from kharness.model import Variant
 
 BASE = """\
 name: {name}

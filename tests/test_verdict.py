@@ -1,8 +1,7 @@
 """verdict.judge: every path to every verdict, and expectations."""
 import pytest
 
-from kharness.console import Finding
-from kharness.guest import Outcome
+from kharness.model import Finding, Outcome
 from kharness.verdict import judge
 
 HANG = Finding(kind="hang", type="HANG", title="INFO: task hung in ext4_writepages", line=10, report="...")
