@@ -126,6 +126,7 @@ def _dispatch(args) -> int:
         return console_cli.main(args.logs, args.json)
     if args.command == "report":
         return cmd_report(args)
+    from . import suites    # noqa: F401  registers the suites' config sections (fstests:) before loading
     cfg = config.load(args.config)
     if args.command == "build":
         return cmd_build(cfg, args)

@@ -13,12 +13,12 @@ import shlex
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import yaml
 
 from .errors import UserError
 from .model import Variant
-from .fstests import FstestsConfig
 from .proof import PROOFS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,13 +111,27 @@ class RunConfig:
     repeat: int = 1
     warn_is_failure: bool = True
     results: str = "results"
-    fstests: FstestsConfig | None = None    # fstests in the guest (kharness/fstests.py)
+    suites: dict[str, Any] = field(default_factory=dict)   # suites' own sections (SECTIONS), by key
     baseline: BaselineConfig | None = None  # also run the jobs on the base without the series
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     path: Path | None = None            # the file this came from (not a YAML key)
 
 
-_NOT_KEYS = {"path"}
+_NOT_KEYS = {"path", "suites"}
+
+
+@dataclass(frozen=True)
+class Section:
+    """A top-level config section that a suite owns (kharness/suites.py registers them)."""
+    cls: type                                   # the dataclass the YAML mapping is read into
+    check: Callable[[RunConfig, Path], None]    # checks against the rest of the config (UserError)
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def register_section(name: str, cls: type, check: Callable[[RunConfig, Path], None]) -> None:
+    SECTIONS[name] = Section(cls, check)
 _VALID = {"vm.accel": {"auto", "kvm", "tcg"}, "apply": {"strict", "fuzzy"}}
 _SIZE = re.compile(r"^\d+[KMGT]?$")
 # Run and variant names become path components on the host (results/<stamp>-<name>/,
@@ -176,12 +190,18 @@ def _build(tp, node: yaml.Node, key: str, path: Path):
 def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
-    kwargs = {}
+    sections = SECTIONS if cls is RunConfig else {}
+    names += list(sections)
+    kwargs: dict[str, Any] = {}
+    suites: dict[str, Any] = {}
     for knode, vnode in node.value:
         k = knode.value
         full = f"{prefix}.{k}" if prefix else k
-        if k in kwargs:
+        if k in kwargs or k in suites:
             raise UserError(f"{_where(path, knode)}: {full}: given twice; keep one")
+        if k in sections:
+            suites[k] = _build(sections[k].cls | None, vnode, full, path)
+            continue
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(names)})"
@@ -196,6 +216,8 @@ def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs:
             full = f"{prefix}.{f.name}" if prefix else f.name
             raise UserError(f"{_where(path, node)}: {full}: required key is missing")
+    if sections:
+        kwargs["suites"] = {k: v for k, v in suites.items() if v is not None}
     return cls(**kwargs)
 
 
@@ -276,9 +298,20 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise UserError(f"{path}: kernel.series: {dup!r} is named twice; a series is applied once")
-    if cfg.fstests:
-        from . import fstests
-        fstests.check_config(cfg, path)
+    for name, section in SECTIONS.items():
+        if name in cfg.suites:
+            section.check(cfg, path)
+
+
+def select_variants(cfg: RunConfig, names: list[str] | None) -> list[Variant]:
+    """The config's variants, or those named with --fs (each must exist)."""
+    if not names:
+        return list(cfg.variants)
+    by_name = {v.name: v for v in cfg.variants}
+    for n in names:
+        if n not in by_name:
+            raise UserError(f"--fs {n}: no such variant in {cfg.path} (variants: {', '.join(by_name) or 'none'})")
+    return [by_name[n] for n in names]
 
 
 def size_bytes(size: str) -> int:

@@ -9,7 +9,6 @@ import base64
 import logging
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -89,7 +88,7 @@ class Guest:
         return bool(t and t.is_active())
 
     def run(self, command: str, timeout: float, stdout_path: Path | None = None, stderr_path: Path | None = None,
-            check_abort: Callable[[], str | None] = lambda: None) -> Outcome:
+            check_abort: Callable[[], Trouble | None] = lambda: None) -> Outcome:
         """Run `command` (a shell line for the guest's /bin/sh); stream output to files.
 
         check_abort is polled about ten times a second; a non-None answer stops the wait
@@ -124,7 +123,7 @@ class Guest:
                 if saving:      # the host could not keep the job's output (results disk full)
                     chan.close()
                     return Outcome(None, time.monotonic() - start,
-                                   aborted=f"error: cannot save the job's output on the host ({saving[0]})",
+                                   aborted=Trouble("error", f"cannot save the job's output on the host ({saving[0]})"),
                                    stdout=out_tail.decode(errors="replace"), stderr=err_tail.decode(errors="replace"))
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     status = chan.recv_exit_status()

@@ -3,6 +3,7 @@
 Order of precedence (the first that applies wins):
   harness trouble before the job could run          -> error
   the job reported "not applicable" (exit 77)       -> skip
+  the suite reported "not run" (fstests' notrun)    -> skip, unless the kernel crashed or hung
   a crash finding in the job's window               -> crash
   a hang finding, or the job ran past its timeout   -> hang
   the harness stopped waiting: guest unresponsive   -> hang
@@ -14,20 +15,46 @@ Order of precedence (the first that applies wins):
   otherwise                                         -> pass
 A job that expects a hang (the canary) passes when it got one and fails when it
 did not: the expectation itself is what is being tested.
+
+The facts come from the lifecycle (Outcome: exit status, timeout, the harness's
+Trouble, a lost connection; the window's Findings) and from the suite's own reading
+of its result (a Reported: fstests' result.xml status), never a verdict.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .model import Finding, Outcome, Verdict
 
 SKIP_STATUS = 77   # the automake/fstests convention for "not applicable here"
+@dataclass(frozen=True)
+class Reported:
+    """How the suite's own runner says a test ended (fstests: result.xml, else check's output)."""
+    status: str          # pass | fail | notrun
+    message: str = ""    # one line, prefixed with the suite's name ("fstests: ...")
+
+
+def skipped(reason: str, expect: str = "pass") -> Verdict:
+    """The job cannot run here (the variant's mount is not supported by this kernel)."""
+    return Verdict("skip", reason, expect)
+
+
+def errored(message: str, expect: str = "pass", findings: list[Finding] | None = None) -> Verdict:
+    """The harness could not run or judge the job (set-up failed, no result reported)."""
+    return Verdict("error", message, expect, findings or [])
+
+
 def _first(findings: list[Finding], kind: str) -> Finding | None:
     return next((f for f in findings if f.kind == kind), None)
 
 
 def judge(outcome: Outcome | None, findings: list[Finding], *, expect: str = "pass",
           warn_is_failure: bool = True, error: str | None = None, timeout: float | None = None,
-          unproven: str | None = None) -> Verdict:
-    raw = _raw(outcome, findings, warn_is_failure, error, timeout, unproven)
+          unproven: str | None = None, reported: Reported | None = None) -> Verdict:
+    if reported:
+        raw = _reported(reported, outcome, findings, warn_is_failure)
+    else:
+        raw = _raw(outcome, findings, warn_is_failure, error, timeout, unproven)
     if expect == "pass" or raw.status in ("error", "skip"):
         raw.expected = expect
         return raw
@@ -35,6 +62,20 @@ def judge(outcome: Outcome | None, findings: list[Finding], *, expect: str = "pa
         return Verdict("pass", f"expected {expect} happened: {raw.message}", expect, findings)
     detail = f": {raw.message}" if raw.message else ""
     return Verdict("fail", f"expected {expect}, got {raw.status}{detail}", expect, findings)
+
+
+def _reported(rep: Reported, outcome: Outcome | None, findings: list[Finding], warn_is_failure: bool) -> Verdict:
+    seconds = outcome.duration if outcome else 0.0
+    if rep.status == "notrun" and not any(f.kind in ("crash", "hang") for f in findings):
+        return Verdict("skip", rep.message, findings=findings)
+    if rep.status in ("pass", "notrun"):
+        return _raw(Outcome(0, seconds), findings, warn_is_failure, None, None)
+    v = _raw(Outcome(1, seconds, stderr=rep.message), findings, warn_is_failure, None, None)
+    if v.status == "fail":
+        v.message = rep.message
+        if (w := _first(findings, "warn")):
+            v.message += f"; kernel: {w.title}"
+    return v
 
 
 def _raw(outcome, findings, warn_is_failure, error, timeout, unproven=None) -> Verdict:
@@ -51,10 +92,8 @@ def _raw(outcome, findings, warn_is_failure, error, timeout, unproven=None) -> V
     if outcome.timed_out:
         return Verdict("hang", f"job timed out after {timeout or outcome.duration:.0f} s with no kernel report",
                        findings=findings)
-    if outcome.aborted:
-        # The runner names the kind of trouble it stopped for: "hang: ...", "crash: ...".
-        kind, _, why = outcome.aborted.partition(": ")
-        return Verdict(kind if kind in ("hang", "crash") else "error", why or outcome.aborted, findings=findings)
+    if outcome.aborted:          # the lifecycle stopped waiting, and says what kind of trouble it saw
+        return Verdict(outcome.aborted.kind, outcome.aborted.why, findings=findings)
     if outcome.lost:
         return Verdict("error", outcome.lost, findings=findings)
     if unproven:

@@ -7,6 +7,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import kharness.suites  # noqa: E402,F401  the suites register their config sections (fstests:), as cli does
+
 
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):

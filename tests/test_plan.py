@@ -2,11 +2,13 @@
 import pytest
 
 from conftest import harness
-from kharness import catalogue, config, runner
+from kharness import catalogue, config
 from kharness.model import Variant
 from kharness.errors import UserError
+from kharness.reproducers import ReproducerSuite
 
 CAT = catalogue.load()
+REPRO = ReproducerSuite(CAT)
 
 
 def cfg(**kw):
@@ -24,7 +26,7 @@ def test_manifest_entries_have_their_files():
 
 
 def test_plan_is_variant_major_with_repeats():
-    jobs, skipped = runner.plan(cfg(), CAT, tests=["zero-range-basic", "hang-canary"], repeat=2)
+    jobs, skipped = REPRO.plan(cfg(), ["zero-range-basic", "hang-canary"], repeat=2)
     assert [j.id for j in jobs] == [
         "ext4.zero-range-basic.1", "ext4.zero-range-basic.2", "ext4.hang-canary.1", "ext4.hang-canary.2",
         "xfs.zero-range-basic.1", "xfs.zero-range-basic.2", "xfs.hang-canary.1", "xfs.hang-canary.2",
@@ -34,26 +36,26 @@ def test_plan_is_variant_major_with_repeats():
 
 
 def test_default_suite_runs_every_reproducer():
-    jobs, skipped = runner.plan(cfg(), CAT)
+    jobs, skipped = REPRO.plan(cfg())
     assert {j.test.name for j in jobs} == set(CAT)
     assert [(v.name, t.name) for v, t, _ in skipped] == [("ext4", "insert-range-cow-eof"), ("xfs", "insert-range-cow-eof")]
 
 
 def test_reflink_only_reproducer_is_not_applicable_to_plain_xfs():
     c = cfg(variants=[Variant("xfs", "xfs"), Variant("xfs_reflink", "xfs", mkfs="-m reflink=1")])
-    jobs, skipped = runner.plan(c, CAT, tests=["insert-range-cow-eof"])
+    jobs, skipped = REPRO.plan(c, ["insert-range-cow-eof"])
     assert [j.id for j in jobs] == ["xfs_reflink.insert-range-cow-eof"]
     assert skipped[0][0].name == "xfs" and "needs reflink" in skipped[0][2]
 
 
 def test_unknown_test_suggests_close_names():
     with pytest.raises(UserError, match=r"unknown test 'zero-range-basc'.*did you mean zero-range-basic"):
-        runner.plan(cfg(), CAT, tests=["zero-range-basc"])
+        REPRO.plan(cfg(), ["zero-range-basc"])
 
 
 def test_unknown_variant():
     with pytest.raises(UserError, match=r"--fs btrfs: no such variant .* \(variants: ext4, xfs, xfs_reflink\)"):
-        runner.plan(cfg(), CAT, variants=["btrfs"])
+        REPRO.plan(cfg(), variants=["btrfs"])
 
 
 @pytest.mark.parametrize("args, message", [

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from conftest import REPO, harness
-from kharness import fstests, runner
+from kharness import fstests, session
+from kharness.model import Outcome
 from kharness.model import Variant
 
 BASE = """\
@@ -108,11 +109,11 @@ class _RecordingGuest:
 
     def run(self, command, timeout, stdout_path=None, stderr_path=None, check_abort=None):
         self.commands.append(command)
-        return runner.Outcome(exit_status=77, duration=0.0, stderr="mount: bad option\n")
+        return Outcome(exit_status=77, duration=0.0, stderr="mount: bad option\n")
 
 
 def _prepare_command(tmp_path, v: Variant) -> str:
-    s = runner.Session.__new__(runner.Session)      # only prepare()'s state, no VM
+    s = session.Session.__new__(session.Session)      # only prepare()'s state, no VM
     s.mounted, s.cannot_mount = None, {}
     g = _RecordingGuest()
     s.prepare(g, v, tmp_path / "setup.log")
@@ -155,7 +156,7 @@ def test_mkfs_and_mount_options_reach_the_guest_as_literal_words(tmp_path):
 def test_job_command_quotes_every_word():
     """The job's command line (execute) is shlex.join of its argv: a single simple command."""
     job_id = "ext4.zero-range-basic"
-    argv = [f"{runner.GUEST_DIR}/run-job", job_id, f"{runner.TEST_MNT}/{job_id}", "/opt/kharness/bin/x",
+    argv = [f"{session.GUEST_DIR}/run-job", job_id, f"{session.TEST_MNT}/{job_id}", "/opt/kharness/bin/x",
             "-n", "5", "; touch /tmp/pwned"]
     ops, words = _shell_structure(shlex.join(argv))
     assert ops == [] and words == argv

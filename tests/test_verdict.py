@@ -1,7 +1,7 @@
 """verdict.judge: every path to every verdict, and expectations."""
 import pytest
 
-from kharness.model import Finding, Outcome
+from kharness.model import Finding, Outcome, Trouble
 from kharness.verdict import judge
 
 HANG = Finding(kind="hang", type="HANG", title="INFO: task hung in ext4_writepages", line=10, report="...")
@@ -23,8 +23,8 @@ def ok(**kw):
     (ok(), [HANG, CRASH], "crash", "general protection fault in iomap_zero_range"),   # crash outranks hang
     (Outcome(1, 1.0), [CRASH], "crash", "general protection fault in iomap_zero_range"),  # and a plain failure
     (Outcome(None, 30.0, timed_out=True), [], "hang", "job timed out after 30 s with no kernel report"),
-    (Outcome(None, 5.0, aborted="hang: guest stopped answering"), [], "hang", "guest stopped answering"),
-    (Outcome(None, 5.0, aborted="crash: QEMU exited during the job"), [], "crash", "QEMU exited during the job"),
+    (Outcome(None, 5.0, aborted=Trouble("hang", "guest stopped answering")), [], "hang", "guest stopped answering"),
+    (Outcome(None, 5.0, aborted=Trouble("crash", "QEMU exited during the job")), [], "crash", "QEMU exited during the job"),
     (Outcome(None, 5.0, lost="ssh connection to the guest was lost"), [], "error", "ssh connection to the guest was lost"),
 ])
 def test_verdicts(outcome, findings, status, message):
@@ -44,7 +44,7 @@ def test_harness_error_wins():
 
 
 def test_expected_hang_passes_and_missing_hang_fails():
-    got = judge(Outcome(None, 12.0, aborted="hang: INFO: task hung in x"), [HANG], expect="hang")
+    got = judge(Outcome(None, 12.0, aborted=Trouble("hang", "INFO: task hung in x")), [HANG], expect="hang")
     assert got.status == "pass" and got.message == "expected hang happened: INFO: task hung in ext4_writepages"
     missed = judge(ok(), [], expect="hang")
     assert missed.status == "fail" and missed.message == "expected hang, got pass"

@@ -86,17 +86,18 @@ def test_job_window_is_copied_from_its_offset(tmp_path):
     too) and is the same as numbering console.log from line 1."""
     from types import SimpleNamespace
 
-    from kharness.runner import _write_window
+    from kharness.lifecycle import Watched, copy_windows
+    from kharness.model import Outcome
     stream = vm.ConsoleStream(tmp_path / "console.log", lambda text: None)
     stream.write("[    0.000000] Linux version 6.12\n[    1.0] caf\u00e9 \u2014 boot line\n[    2.0] partial ")
     with stream.cond:
         start, offset = stream.lines, stream.next_line_offset()
     stream.write("line ends\n<5>kharness: job-start ext4.x\n[    3.0] INFO: task hung\n[    4.0] tail")
     assert (tmp_path / "console.log").read_bytes()[offset:].startswith(b"[    2.0] partial line ends\n")
-    seek = SimpleNamespace(stream=stream, window_start=start, window_offset=offset)
-    scan = SimpleNamespace(stream=stream, window_start=start, window_offset=None)
-    _write_window(seek, start, tmp_path / "seek.txt")
-    _write_window(scan, start, tmp_path / "scan.txt")
+    s = SimpleNamespace(stream=stream)
+    window = (start + 1, stream.lines + 1)        # the last, unfinished line belongs to the window too
+    copy_windows(s, Watched(Outcome(0, 1.0), [], window, offset), {tmp_path / "seek.txt": window})
+    copy_windows(s, Watched(Outcome(0, 1.0), [], window, None), {tmp_path / "scan.txt": window})
     text = (tmp_path / "seek.txt").read_text()
     assert text == (tmp_path / "scan.txt").read_text()
     assert text.splitlines()[0] == "      3  [    2.0] partial line ends"

@@ -1,0 +1,288 @@
+"""A run's guests, one at a time: boot (KVM when it really works, else TCG), the console
+stream and its analyzers, the open job window, and the variant's test filesystem.
+
+After a hang, a crash, a timeout or a lost connection the lifecycle stops the guest and
+the next job gets a freshly booted one: one deadlock never poisons later jobs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import config, ui, vm
+from .config import RunConfig
+from .console import ConsoleAnalyzer
+from .errors import InfraError, UserError
+from .guest import Guest
+from .model import Finding, Variant
+
+GUEST_DIR = "/opt/kharness"
+TEST_MNT = "/mnt/test"
+TEST_DEV, SCRATCH_DEV = "/dev/vdb", "/dev/vdc"
+MAX_BOOT_FAILURES = 2         # in a row: then the run stops booting
+
+# Runs in the guest around every job: marks the job's window on the console
+# (/dev/kmsg), runs the command in DIR (a fresh one; "-": where it is), and reports
+# the command's own time on the last stderr line.
+RUN_JOB = r"""#!/bin/sh
+id="$1"; dir="$2"; shift 2
+echo "<5>kharness: job-start $id" > /dev/kmsg
+if [ "$dir" != - ]; then
+    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2
+fi
+start=$(date +%s.%N)
+"$@"
+rc=$?
+end=$(date +%s.%N)
+echo "<5>kharness: job-end $id rc=$rc" > /dev/kmsg
+echo "kharness-time $start $end" >&2
+exit $rc
+"""
+
+
+class Session:
+    """Boots guests for a run, one at a time; knows which variant the test disk holds."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, kernel_art, image_art, accel: str | None):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.kernel = kernel_art
+        self.image = image_art
+        self.accel_pref = accel or cfg.vm.accel
+        self.accel: str | None = None
+        self.accel_note = ""
+        self.analyzer = ConsoleAnalyzer()          # the whole run: findings outside any job
+        self.job_analyzer: ConsoleAnalyzer | None = None
+        self.window_start = 0
+        self.window_offset: int | None = None    # byte offset of the window's first line in console.log
+        self.stream = vm.ConsoleStream(run_dir / "console.log", self._feed)
+        self.vm: vm.Vm | None = None
+        self.guest: Guest | None = None
+        self.boots = 0
+        self.boot_failures = 0
+        self.last_boot_error: str | None = None
+        self.boot_seconds: list[float] = []
+        self.mounted: Variant | None = None
+        self.cannot_mount: dict[str, str] = {}
+        self.uploads: dict[str, Path] = {}
+        self.vm_dir = run_dir / "vm"
+        self.vm_dir.mkdir(mode=0o700, exist_ok=True)
+        self.sock_dir: Path | None = None
+
+    def _feed(self, text: str) -> None:
+        # Called by the console tail with stream.cond held, so findings stay consistent.
+        try:
+            self.analyzer.feed(text)
+            if self.job_analyzer:
+                self.job_analyzer.feed(text)
+        except Exception as e:  # an analyzer bug must not stop console capture; say it loudly
+            ui.warn(f"console analyzer failed ({type(e).__name__}: {e}); findings after "
+                    f"console.log line {self.stream.lines} are missing")
+            self.analyzer = self.job_analyzer = _NullAnalyzer()
+
+    def open_window(self) -> tuple[int, int | None]:
+        """Start a job's console window: a fresh analyzer, so a report that repeats an
+        earlier job's title is still this job's finding. Returns the last line before it
+        and the byte offset in console.log where the window's first line starts."""
+        with self.stream.cond:
+            self.job_analyzer = ConsoleAnalyzer()
+            self.window_start = self.stream.lines
+            self.window_offset = self.stream.next_line_offset()
+            return self.window_start, self.window_offset
+
+    def window_findings(self, until: int | None = None) -> list[Finding]:
+        """Findings of the open window (lines of console.log), up to line `until`."""
+        with self.stream.cond:
+            if not self.job_analyzer:
+                return []
+            found = [dataclasses.replace(f, line=f.line + self.window_start) for f in self.job_analyzer.findings]
+        return [f for f in found if until is None or f.line <= until]
+
+    def close_window(self) -> None:
+        with self.stream.cond:
+            if self.job_analyzer:
+                self.job_analyzer.finish()
+
+    # -- boot
+
+    def guest_ready(self) -> Guest:
+        if self.guest and self.vm and self.vm.alive() and self.guest.alive():
+            return self.guest
+        self.stop()
+        while True:
+            if self.boot_failures >= MAX_BOOT_FAILURES:
+                raise InfraError(f"not booting again after {self.boot_failures} failed boots in a row: "
+                                 f"{self.last_boot_error}")
+            try:
+                guest = self._boot()
+            except InfraError as e:
+                self.boot_failures += 1
+                self.last_boot_error = str(e).splitlines()[0]
+                self.stop()
+                if self.boot_failures >= MAX_BOOT_FAILURES or not isinstance(e, vm.BootCrash):
+                    raise
+                # One more boot for the same job: a guest can crash while booting for reasons
+                # that are not the kernel's (seen: "int3 in sched_clock_stable", about 1 boot in
+                # 50 under multi-threaded TCG, while static keys are patched at late init).
+                # The crash stays on record as a finding outside any job; a kernel that cannot
+                # boot fails twice in a row and the run stops booting.
+                ui.warn(f"{self.last_boot_error}; booting once more")
+                continue
+            self.boot_failures = 0
+            return guest
+
+    def _boot(self) -> Guest:
+        if self.accel is None:
+            self.accel, self.accel_note = self._choose_accel()
+            if self.accel == "kvm":
+                guest = self._try_boot("kvm", banner_timeout=self.cfg.vm.kvm_banner_timeout,
+                                       fallback_ok=self.accel_pref == "auto")
+                if guest:
+                    return guest
+                self.accel = "tcg"
+                reason = f"KVM: no kernel banner within {self.cfg.vm.kvm_banner_timeout} s"
+                self.accel_note = f"tcg (fell back: {reason}; remembered in {vm._probe_file()})"
+                ui.warn(f"{reason}; falling back to TCG")
+                vm.remember_kvm_failure(reason)
+        guest = self._try_boot(self.accel, banner_timeout=self.cfg.vm.boot_timeout, fallback_ok=False)
+        assert guest
+        return guest
+
+    def _choose_accel(self) -> tuple[str, str]:
+        if self.accel_pref == "tcg":
+            return "tcg", "tcg (configured)"
+        if self.accel_pref == "kvm":
+            if not vm.kvm_usable():
+                raise UserError("vm.accel is kvm but /dev/kvm cannot be opened; use accel: auto or tcg")
+            return "kvm", "kvm (configured)"
+        if not vm.kvm_usable():
+            return "tcg", "tcg (/dev/kvm not usable)"
+        if seen := vm.remembered_kvm_failure():
+            return "tcg", (f"tcg (KVM stalled when probed on {seen['when']}: {seen['reason']}; "
+                           f"delete {vm._probe_file()} to probe again)")
+        return "kvm", "kvm (probed: kernel banner seen)"
+
+    def _try_boot(self, accel: str, banner_timeout: float, fallback_ok: bool) -> Guest | None:
+        for attempt in range(3):   # a hostfwd port lost to another process: pick another
+            self.boots += 1
+            n = self.boots
+            disks = []
+            for name in ("test", "scratch"):
+                d = self.vm_dir / f"{name}.img"
+                d.unlink(missing_ok=True)
+                with open(d, "wb") as f:
+                    f.truncate(config.size_bytes(self.cfg.vm.disk_size))
+                disks.append(d)
+            if self.sock_dir is None:
+                # A unix socket path must fit in 108 bytes, which a deep results/ can exceed:
+                # QMP lives in a short private (0700) directory instead, removed at close().
+                self.sock_dir = Path(tempfile.mkdtemp(prefix="kharness-"))
+            spec = vm.VmSpec(kernel=self.kernel.bzimage, rootfs=self.image.path, disks=tuple(disks),
+                             memory=self.cfg.vm.memory, cpus=self.cfg.vm.cpus, accel=accel,
+                             cmdline=vm.kernel_cmdline(self.cfg.vm.hung_task_timeout, self.cfg.vm.cmdline),
+                             ssh_port=vm.free_port(), console=self.vm_dir / f"boot-{n}.console",
+                             qmp=self.sock_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}")
+            self.stream.new_boot(f"boot {n} ({accel}, ssh port {spec.ssh_port})")
+            machine = vm.Vm(spec, self.stream, self.run_dir / "qemu.log")
+            start = time.monotonic()
+            with ui.progress(f"booting {self.kernel.release} ({accel})") as p:
+                p.update("starting QEMU")
+                machine.start()
+                self.vm = machine
+                problem = vm.wait_boot(machine, banner_timeout, self.cfg.vm.boot_timeout)
+                if problem and "hostfwd" in machine.qemu_error() and attempt < 2:
+                    p.update(f"port {spec.ssh_port} was taken; retrying")
+                    machine.kill()
+                    continue
+                if problem:
+                    if fallback_ok and "banner" in problem:
+                        machine.kill()
+                        return None
+                    if "banner" in problem and self.cfg.vm.cmdline:
+                        problem += (f" (vm.cmdline adds {self.cfg.vm.cmdline!r}: does it send the console "
+                                    f"elsewhere or silence the kernel?)")
+                    vm.raise_boot_error(problem, machine)
+                p.update("waiting for sshd")
+                guest = Guest(spec.ssh_port, self.image.host_key_pub, self.image.client_key)
+                guest.connect(time.monotonic() + self.cfg.vm.boot_timeout, alive=machine.alive)
+                elapsed = time.monotonic() - start
+                p.update(f"ssh ready in {elapsed:.1f} s")
+            self.boot_seconds.append(elapsed)
+            self.guest = guest
+            self.mounted = None
+            self.uploads = {}
+            self._mkdir(guest)
+            guest.put_text(RUN_JOB, f"{GUEST_DIR}/run-job")
+            return guest
+        raise InfraError("could not find a free port for the guest's ssh forward")
+
+    def _mkdir(self, guest: Guest) -> None:
+        out = guest.run(f"mkdir -p {GUEST_DIR}/bin", timeout=30)
+        if out.exit_status != 0:
+            raise InfraError(f"cannot prepare {GUEST_DIR} in the guest: {out.stderr.strip() or out.lost}")
+
+    def stop(self) -> None:
+        if self.guest:
+            self.guest.close()
+            self.guest = None
+        if self.vm:
+            self.vm.kill()
+            self.vm = None
+        self.mounted = None
+
+    def close(self) -> None:
+        self.stop()
+        self.stream.close()
+        for disk in self.vm_dir.glob("*.img"):    # scratch disks: fresh per boot, worthless after
+            disk.unlink()
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+    # -- per job set-up
+
+    def prepare(self, guest: Guest, v: Variant, log: Path) -> str | None:
+        """mkfs + mount the test disk for variant v; returns a skip reason if the kernel cannot."""
+        if self.mounted == v:
+            return None
+        if v.name in self.cannot_mount:       # same kernel all run long: do not ask again
+            return self.cannot_mount[v.name]
+        mkfs = ["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]
+        mkfs += shlex.split(v.mkfs) + [TEST_DEV]
+        mount = ["mount", "-t", v.fstype] + shlex.split(v.mount) + [TEST_DEV, TEST_MNT]
+        # mount(8) exits 32 when the kernel refused the mount (an option it lacks: skip, with the
+        # kernel's word from dmesg); any other failure (1: bad usage) is an error, said by mount.
+        cmd = (f"umount {TEST_MNT} 2>/dev/null; {shlex.join(mkfs)} && mkdir -p {TEST_MNT} && "
+               f"{{ {shlex.join(mount)} || {{ rc=$?; [ $rc = 32 ] || exit $rc; dmesg | tail -n 1 >&2; exit 77; }}; }}")
+        out = guest.run(cmd, timeout=300, stdout_path=None, stderr_path=None)
+        with open(log, "a") as f:
+            f.write(f"$ {cmd}\n{out.stdout}{out.stderr}[exit {out.exit_status}]\n")
+        if out.exit_status == 77:
+            why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "mount failed"
+            self.cannot_mount[v.name] = (f"variant {v.name}: this kernel cannot mount {v.fstype} with "
+                                         f"{v.mount or 'default options'!r}: {why}")
+            return self.cannot_mount[v.name]
+        if out.exit_status != 0:
+            raise InfraError(f"setting up variant {v.name} failed: {(out.stderr or out.lost or '').strip()[-300:]}")
+        self.mounted = v
+        return None
+
+
+class _NullAnalyzer(ConsoleAnalyzer):
+    def feed(self, text: str) -> list[Finding]:
+        return []
+
+
+def results_disk_full(where: Path) -> str | None:
+    """'results disk full: ...' when the filesystem holding `where` has (almost) no room left."""
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < 1 << 20:
+        return f"results disk full: {where} has less than 1 MiB free (the console log and VM disks live there)"
+    return None
