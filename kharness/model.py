@@ -73,6 +73,10 @@ class Verdict:
     expected: str = "pass"       # what the job declared it expects
     findings: list[Finding] = field(default_factory=list)
 
+    def __post_init__(self):
+        if self.status not in VERDICTS:
+            raise ValueError(f"verdict {self.status!r} is not one of {VERDICTS}")
+
     @property
     def ok(self) -> bool:
         return self.status in ("pass", "skip")

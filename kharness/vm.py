@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -327,14 +327,6 @@ def kill_all() -> None:
 
 
 atexit.register(kill_all)
-
-
-@dataclass
-class BootResult:
-    vm: Vm
-    accel: str
-    seconds_to_ready: float
-    notes: list[str] = field(default_factory=list)
 
 
 def wait_boot(vm: Vm, banner_timeout: float, ready_timeout: float) -> str | None:

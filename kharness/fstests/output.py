@@ -23,9 +23,7 @@ class CaseResult:
     status: str                     # pass | fail | notrun
     seconds: float | None = None
     message: str = ""               # failure message or notrun reason
-    system_out: str = ""            # fstests: the .full file of a failed test
     system_err: str = ""            # fstests: diff of the golden output and .out.bad
-    kernel_log: str = ""            # fstests: the .dmesg of a failed test
 
 
 def parse_xunit(text: str) -> list[CaseResult]:
@@ -41,11 +39,9 @@ def parse_xunit(text: str) -> list[CaseResult]:
 def _case_from_element(tc: ET.Element) -> CaseResult:
     name = tc.get("name", "")
     secs = _float(tc.get("time"))
-    out = _trim(tc.findtext("system-out") or "")
     err = _trim(tc.findtext("system-err") or "")
-    klog = _trim(tc.findtext("kernel-log") or "")
     if (f := tc.find("failure")) is not None or (f := tc.find("error")) is not None:
-        return CaseResult(name, "fail", secs, f.get("message") or "failed", out, err, klog)
+        return CaseResult(name, "fail", secs, f.get("message") or "failed", err)
     if (s := tc.find("skipped")) is not None:
         return CaseResult(name, "notrun", secs, (s.get("message") or "").strip())
     return CaseResult(name, "pass", secs)
@@ -68,7 +64,7 @@ def _parse_xunit_tolerant(text: str) -> list[CaseResult]:
             msg = (re.search(r'message="(.*?)"\s+type="[^"]*"\s*/?>', body[fm.start():], re.S)
                    or re.search(r'message="([^"]*)"', body[fm.start():]))
             out.append(CaseResult(name, "fail", secs, _unescape(msg.group(1)) if msg else "failed",
-                                  _cdata(body, "system-out"), _cdata(body, "system-err"), _cdata(body, "kernel-log")))
+                                  _cdata(body, "system-err")))
         elif re.search(r"<skipped\b", body):
             sm = re.search(r'<skipped\s+message="(.*?)"\s*/>', body, re.S)
             out.append(CaseResult(name, "notrun", secs, _unescape(sm.group(1)).strip() if sm else ""))
