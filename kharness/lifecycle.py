@@ -7,7 +7,9 @@
     settle   a channel that closed because QEMU died is a crash; drain a dead guest's
              last console output; dump blocked tasks (sysrq-w over SSH, else QMP)
     release  leaving the `watched` block stops the guest after trouble, so the next
-             job boots a fresh one
+             job boots a fresh one; the window then runs to QEMU's last line
+
+Read the window (findings, lines) after the block: trouble extends it on release.
 
 The suite reads its own result inside the block (a reproducer's exit status, fstests'
 result.xml) and hands the facts to verdict.judge: nothing here decides a verdict.
@@ -111,6 +113,11 @@ def watched(s: Session, guest: Guest, run_id: str, workdir: str, argv: list[str]
             why = outcome.aborted or outcome.lost or "timed out"
             ui.info(f"{run_id}: {why}; restarting the guest")
             s.stop()
+            # Until QEMU is gone the kernel keeps reporting (a hung task every check interval):
+            # whatever it printed up to its death belongs to this job's window, not between jobs.
+            s.close_window()
+            w.findings = s.window_findings()
+            w.window = (w.window[0], s.stream.lines)
 
 
 def _settle(s: Session, guest: Guest, run_id: str, outcome: Outcome, start_line: int, offset: int | None,
@@ -132,7 +139,8 @@ def _settle(s: Session, guest: Guest, run_id: str, outcome: Outcome, start_line:
     with s.stream.cond:       # a long run on one boot must not keep every job's marks
         s.stream.marks.pop(f"start {run_id}", None)
         s.stream.marks.pop(f"end {run_id}", None)
-    s.close_window()
+    if not trouble:
+        s.close_window()
     findings = s.window_findings(end_line)
     return Watched(outcome, findings, (start_line + 1, end_line or s.stream.lines), offset)
 

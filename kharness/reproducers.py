@@ -24,6 +24,7 @@ NAME = "reproducers"
 
 class ReproducerSuite:
     name = NAME
+    image = None            # the base image: reproducers are uploaded into it per boot
 
     def __init__(self, cat: dict[str, Reproducer] | None = None):
         self._cat = cat
@@ -60,9 +61,9 @@ class ReproducerSuite:
                 jobs += [Job(NAME, v, t, i, n, duration) for i in range(1, n + 1)]
         return jobs, skipped
 
-    def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]):
-        """Reproducers need no image of their own: the base image."""
-        return None
+    def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]) -> "ReproducerSuite":
+        """Reproducers need no image of their own (binaries are built on the host at upload)."""
+        return self
 
     def run(self, s: Session, jobs: list[Job]) -> Iterator[JobResult]:
         for job in jobs:
@@ -106,8 +107,8 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     with watched(s, guest, job.id, f"{TEST_MNT}/{job.id}", argv(job, remote), timeout=job.timeout,
                  stdout=job_dir / "stdout", stderr=job_dir / "stderr", evidence_dir=lambda: job_dir,
                  path_proof=path_proof) as w:
-        best_effort(copy_windows, s, w, {job_dir / "console.txt": w.window})
         unproven = _check_proof(w, path_proof, job_dir)
+    best_effort(copy_windows, s, w, {job_dir / "console.txt": w.window})
     v = verdict.judge(w.outcome, w.findings, expect=expect, warn_is_failure=s.cfg.warn_is_failure,
                       timeout=job.timeout, unproven=unproven)
     return JobResult(job, v, w.outcome, job_dir, w.guest_seconds, w.window)

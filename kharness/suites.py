@@ -34,11 +34,9 @@ class Suite(Protocol):
              ) -> tuple[list[Job], list[tuple[Variant, Test, str]]]:
         """Jobs in run order and the (variant, test, why) that do not apply. only=None: the config's."""
 
-    def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]) -> Prepared | None:
-        """Build what this suite's jobs need before the first boot (its image); None: nothing."""
-
-    def run(self, s: Session, jobs: list[Job]) -> Iterator[JobResult]:
-        """Run this suite's jobs on the session's guests, one JobResult per job as each ends."""
+    def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]) -> Prepared:
+        """Build what this suite's jobs need before the first boot (its image, or None for the
+        base image); the Prepared runs the jobs on the session's guests, a JobResult as each ends."""
 
 
 # Order matters for --only: the first suite that owns a name gets it (the reproducers own the rest).
