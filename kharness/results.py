@@ -5,11 +5,11 @@
     kernel.json     which kernel and patches produced these results
     console.log     the serial console of every boot, line numbers stable for the run
     jobs/<variant>/<job>/{stdout,stderr,console.txt,evidence.txt,verdict.json}
-results/latest points at the newest run.
+results/latest points at the newest run. summary.json and verdict.json are written
+(and read) only by kharness/report/record.py; this module says what goes into them.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -18,6 +18,7 @@ from pathlib import Path
 from . import ui
 from .config import RunConfig, repo_path
 from .errors import UserError
+from .report import record
 
 
 def results_root(cfg: RunConfig) -> Path:
@@ -56,17 +57,8 @@ def one_line(r) -> str:
 
 
 def write_job(r, run_dir: Path) -> None:
-    data = {"job": r.job.id, "variant": r.job.variant.name, "test": r.job.test.name, "iteration": r.job.iteration,
-            "repeat": r.job.repeat, "dir": str(r.dir.relative_to(run_dir)),
-            "status": r.verdict.status, "message": r.verdict.message, "expected": r.verdict.expected,
-            "exit_status": r.outcome.exit_status if r.outcome else None,
-            "duration": round(r.outcome.duration, 3) if r.outcome else None,
-            "guest_seconds": round(r.guest_seconds, 3) if r.guest_seconds is not None else None,
-            "timed_out": r.outcome.timed_out if r.outcome else False,
-            "console_lines": r.console_lines,
-            "findings": [f.to_json() for f in r.verdict.findings],
-            "detail": getattr(r, "detail", "")}      # fstests: .out.bad diff head, finding titles
-    (r.dir / "verdict.json").write_text(json.dumps(data, indent=2) + "\n")
+    """The job's verdict.json, as soon as it finished (kept if the run is cut short)."""
+    record.write_job_record(r, run_dir)
 
 
 def exit_status(job_results, jobs) -> int:
@@ -117,27 +109,25 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
     props = run_properties(cfg, kernel_art, session)
     if kernel_art:
         shutil.copyfile(kernel_art.dir / "kernel.json", run_dir / "kernel.json")
-    for name, t in repeat_tallies(job_results).items():
+    jobs_done = [record.job_from_result(r, run_dir) for r in job_results]
+    repeats = record.repeat_tallies(jobs_done)
+    for name, t in repeats.items():
         props[f"repeat.{name}"] = f"{t['failed']} of {t['runs']} failed ({t['label']})"
-    summary = {
-        "run": run_dir.name, "kind": kind, "config": str(cfg.path),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 1), "interrupted": interrupted, "properties": props,
-        "shard": shard, "plan": plan if plan is not None else [j.id for j in jobs],
-        "boots": session.boots if session else 0,
-        "boot_seconds": [round(x, 2) for x in session.boot_seconds] if session else [],
-        "jobs": [json.loads((r.dir / "verdict.json").read_text()) for r in job_results if (r.dir / "verdict.json").exists()],
-        "not_run": [{"job": j.id, "variant": j.variant.name, "name": j.name} for j in not_run],
-        "not_run_reason": why_not,
-        "not_applicable": [{"variant": v.name, "test": t.name, "reason": why} for v, t, why in skipped],
-        "findings_outside_jobs": [f.to_json() for f in outside],
-        "counts": _counts(job_results),
-        "repeats": repeat_tallies(job_results),
-    }
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(run_dir / "summary.json")
-    render_reports(run_dir, cfg.warn_is_failure)
+    rec = record.RunRecord(
+        dir=run_dir, name=run_dir.name, kind=kind, config=cfg.name, config_file=str(cfg.path) if cfg.path else "",
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        seconds=round(time.time() - started, 1), interrupted=interrupted, properties=props,
+        warn_is_failure=cfg.warn_is_failure,
+        shard=shard, plan=plan if plan is not None else [j.id for j in jobs],
+        boots=session.boots if session else 0,
+        boot_seconds=[round(x, 2) for x in session.boot_seconds] if session else [],
+        jobs=jobs_done,
+        not_run=[record.NotRun(j.id, j.variant.name, j.name, why_not) for j in not_run],
+        not_run_reason=why_not,
+        not_applicable=[record.NotApplicable(v.name, t.name, why) for v, t, why in skipped],
+        findings_outside=[record.finding_from_json(f.to_json()) for f in outside])
+    record.write_run_record(rec)
+    render_reports(run_dir)
     if kind == "baseline":
         return
     latest = run_dir.parent / "latest"
@@ -146,36 +136,20 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
     tmp_link.symlink_to(run_dir.name)
     os.replace(tmp_link, latest)
     if not quiet:
-        _print_table(job_results, not_run, outside, run_dir)
+        _print_table(job_results, not_run, outside, repeats, run_dir)
 
 
-def render_reports(run_dir: Path, warn_is_failure: bool = True):
-    """junit.xml, report.html, summary.txt from summary.json. A rendering bug must not cost
-    the run its record: summary.json is already written; say how to re-render."""
+def render_reports(run_dir: Path):
+    """junit.xml, report.html, summary.txt from summary.json (how the run judged is in it).
+    A rendering bug must not cost the run its record: summary.json is already written; say
+    how to re-render."""
     from .report import render
     try:
-        return render.render_run(run_dir, warn_is_failure)
+        return render.render_run(run_dir)
     except Exception as e:
         ui.warn(f"rendering the reports of {run_dir} failed ({type(e).__name__}: {e}); summary.json and "
                 f"the job files are intact: re-render with `./harness.py report {run_dir}`")
         return None
-
-
-def repeat_tallies(job_results) -> dict[str, dict]:
-    """For jobs run more than once: "<variant>.<test>" -> {"failed": k, "runs": N, "label": ...}.
-
-    xfstests-bld's convention: failed every time is a failure, some of the time is flaky.
-    """
-    from .report.labels import Tally
-    out: dict[str, Tally] = {}
-    for r in job_results:
-        if r.job.repeat < 2 or r.verdict.status == "skip":
-            continue
-        key = f"{r.job.variant.name}.{r.job.test.name}"
-        t = out.setdefault(key, Tally(key))
-        t.runs += 1
-        t.failed += not r.verdict.ok
-    return {k: {"failed": t.failed, "runs": t.runs, "label": t.label} for k, t in out.items()}
 
 
 def _counts(job_results) -> dict:
@@ -185,7 +159,7 @@ def _counts(job_results) -> dict:
     return out
 
 
-def _print_table(job_results, not_run, outside, run_dir: Path) -> None:
+def _print_table(job_results, not_run, outside, repeats: dict[str, dict], run_dir: Path) -> None:
     from rich.table import Table
     t = Table(title=f"results: {run_dir}", show_lines=False)
     for col in ("variant", "job", "verdict", "time", "message"):
@@ -200,7 +174,7 @@ def _print_table(job_results, not_run, outside, run_dir: Path) -> None:
     ui.console.print(t)
     counts = _counts(job_results)
     ui.console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no jobs ran")
-    for name, t in repeat_tallies(job_results).items():
+    for name, t in repeats.items():
         ui.console.print(f"  {name}: {t['failed']} of {t['runs']} failed ({t['label']})")
     if (run_dir / "report.html").exists():
         ui.console.print(f"report: {run_dir / 'report.html'}  (summary: {run_dir / 'summary.txt'})")

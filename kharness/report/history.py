@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .labels import JobHistory, job_history, tallies
-from .record import RunRecord
+from .record import RunRecord, is_run
 
 DB_NAME = "history.sqlite"
 RECORDED_KINDS = ("run", "nightly", "merged")
@@ -69,11 +69,11 @@ class History:
         """Record the run directories already in root (a results/ from before history existed)."""
         n = 0
         for d in sorted(Path(root).iterdir()):
-            if d.is_symlink() or not (d / "summary.json").is_file():
+            if d.is_symlink() or not is_run(d):
                 continue
             try:
                 n += self.record(load(d))
-            except (UserError, KeyError, TypeError, ValueError):   # an unreadable old record is skipped
+            except UserError:       # an unreadable (or newer) record is skipped: load says why
                 continue
         return n
 

@@ -74,7 +74,7 @@ def _evidence(v: "RunView"):
         for j in g.failed:
             yield {
                 "group": g, "job": j,
-                "findings": [{**f, "excerpt": console_excerpt(rec.dir, j.dir, j.console_file, f["line"])}
+                "findings": [{**f.to_json(), "excerpt": console_excerpt(rec.dir, j.dir, j.console_file, f.line)}
                              for f in j.findings],
                 "stderr": tail(rec.dir / j.dir / "stderr"),
                 "stdout": tail(rec.dir / j.dir / "stdout"),

@@ -5,6 +5,9 @@ testcase classname = variant, name = job (test#iteration with repeats); verdicts
   error (and jobs that never ran) -> <error>, skip / not applicable -> <skipped>.
 Properties on every suite: kernel release, commits, series, accel, plus one
 `label.<variant>.<test>` per job with a label (flaky k/N, regression, new failure).
+A kernel finding outside any job is an `outside-jobs` testcase in suite `kernel`: a
+failure for a crash or hang, and for a warning as the run judged them (the record's
+warn_is_failure), else its text only.
 
 Written with ElementTree rather than junit-xml: junit-xml always emits a `disabled`
 attribute and unrounded times, both rejected by the schema Jenkins' xunit plugin
@@ -15,6 +18,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..model import Finding
 from .record import JobRecord, RunRecord
 
 MAX_OUTPUT = 64 << 10
@@ -39,9 +43,8 @@ def _seconds(x: float | None) -> str:
     return f"{x or 0:.3f}"
 
 
-def evidence_text(findings: list[dict]) -> str:
-    return "\n\n".join(f"{f['title']} (console.log line {f['line']}, seen {f['count']}x)\n{f['report']}"
-                       for f in findings)
+def evidence_text(findings: list[Finding]) -> str:
+    return "\n\n".join(f"{f.title} (console.log line {f.line}, seen {f.count}x)\n{f.report}" for f in findings)
 
 
 def _case(parent: ET.Element, rec: RunRecord, j: JobRecord) -> None:
@@ -66,7 +69,7 @@ def _case(parent: ET.Element, rec: RunRecord, j: JobRecord) -> None:
         ET.SubElement(tc, "system-err").text = _xml_text(err)
 
 
-def render(rec: RunRecord, labels: dict[str, str], warn_is_failure: bool = True) -> str:
+def render(rec: RunRecord, labels: dict[str, str]) -> str:
     """labels: variant.test -> "flaky 2/3; regression; new failure" (only jobs that have one)."""
     suites: dict[str, list] = {}
     for j in rec.jobs:
@@ -74,7 +77,7 @@ def render(rec: RunRecord, labels: dict[str, str], warn_is_failure: bool = True)
     for n in rec.not_run:
         suites.setdefault(n.variant, []).append(("not_run", n))
     for s in rec.not_applicable:
-        suites.setdefault(s["variant"], []).append(("n/a", s))
+        suites.setdefault(s.variant, []).append(("n/a", s))
     if rec.findings_outside:
         suites.setdefault("kernel", []).append(("outside", rec.findings_outside))
 
@@ -103,16 +106,16 @@ def render(rec: RunRecord, labels: dict[str, str], warn_is_failure: bool = True)
                 ET.SubElement(tc, "error", message=_xml_text(rec.not_run_reason), type="not-run")
                 counts["errors"] += 1
             elif kind == "n/a":
-                tc = ET.SubElement(suite, "testcase", name=item["test"], classname=item["variant"], time="0.000")
-                ET.SubElement(tc, "skipped", message=_xml_text(f"not applicable: {item['reason']}"))
+                tc = ET.SubElement(suite, "testcase", name=item.test, classname=item.variant, time="0.000")
+                ET.SubElement(tc, "skipped", message=_xml_text(f"not applicable: {item.reason}"))
                 counts["skipped"] += 1
             else:
                 # A kernel problem during boot or between jobs belongs to no job, but must not vanish.
                 tc = ET.SubElement(suite, "testcase", name="outside-jobs", classname="kernel", time="0.000")
-                serious = [f for f in item if f["kind"] in ("crash", "hang") or (f["kind"] == "warn" and warn_is_failure)]
-                text = "\n\n".join(f"{f['title']} (console.log line {f['line']})\n{f['report']}" for f in item)
+                serious = [f for f in item if f.kind in ("crash", "hang") or (f.kind == "warn" and rec.warn_is_failure)]
+                text = "\n\n".join(f"{f.title} (console.log line {f.line})\n{f.report}" for f in item)
                 if serious:
-                    el = ET.SubElement(tc, "failure", message=_xml_text(serious[0]["title"]), type=serious[0]["kind"])
+                    el = ET.SubElement(tc, "failure", message=_xml_text(serious[0].title), type=serious[0].kind)
                     el.text = _xml_text(text)
                     counts["failures"] += 1
                 else:
@@ -131,7 +134,7 @@ def render(rec: RunRecord, labels: dict[str, str], warn_is_failure: bool = True)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write(path: Path, rec: RunRecord, labels: dict[str, str], warn_is_failure: bool = True) -> None:
+def write(path: Path, rec: RunRecord, labels: dict[str, str]) -> None:
     tmp = path.with_suffix(".xml.tmp")
-    tmp.write_text(render(rec, labels, warn_is_failure))
+    tmp.write_text(render(rec, labels))
     tmp.replace(path)

@@ -7,12 +7,26 @@
                still failing (both), stable (neither)
     history    previous runs of the same config: new failure, failing since, streak,
                last pass, flake rate (kharness/report/history.py supplies the outcomes)
+
+It imports nothing of ours: record.py (which writes the repeat tallies into summary.json)
+uses these rules, so they must not depend on it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Protocol
 
-from .record import JobRecord
+
+class Judged(Protocol):
+    """A job as the labels see it (record.JobRecord is one)."""
+    @property
+    def key(self) -> str: ...          # variant.test
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def ok(self) -> bool: ...
 
 
 @dataclass
@@ -36,7 +50,7 @@ class Tally:
         return self.failed > 0
 
 
-def tallies(jobs: list[JobRecord]) -> dict[str, Tally]:
+def tallies(jobs: Iterable[Judged]) -> dict[str, Tally]:
     """variant.test -> how many of its runs failed; skips count as neither."""
     out: dict[str, Tally] = {}
     for j in jobs:

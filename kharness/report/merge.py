@@ -1,15 +1,16 @@
 """`harness.py report --merge SHARD_DIR... -o OUT`: shards of one run -> one run directory.
 
 Checks before writing anything: every directory is a shard of the same plan, with the
-same kernel, shard numbers 1..N each exactly once, and no job in two shards. The merged
-record holds every job of the plan exactly once: a job no shard reports (a shard cut
-short) is listed as not run, never dropped. Job directories are copied; each shard's
-console log goes to shards/<shard run>/, and findings point there.
+same kernel, shard numbers 1..N each exactly once,
+and no job in two shards. The merged record holds every job of the plan exactly once: a
+job no shard reports (a shard cut short) is listed as not run, never dropped. Job
+directories are copied; each shard's console log goes to shards/<shard run>/, and
+findings point there. The merged summary.json is written by report/record.py, like a run's.
 """
 from __future__ import annotations
 
-import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -53,63 +54,62 @@ def check(recs: list[record.RunRecord]) -> int:
     return n
 
 
-def _summary(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def merge_into(recs: list[record.RunRecord], out: Path, kind: str) -> dict:
-    """Copy the shards' job files into out and write its summary.json; returns the summary."""
+def merge_into(recs: list[record.RunRecord], out: Path, kind: str) -> record.RunRecord:
+    """Copy the shards' job files into out and write its summary.json; returns the record."""
     out.mkdir(parents=True)
     recs = sorted(recs, key=lambda r: int(r.shard.split("/")[0]) if r.shard else 0)
-    jobs, not_run, not_applicable, outside, boot_seconds = [], [], [], [], []
+    jobs: list[record.JobRecord] = []
+    not_run: list[record.NotRun] = []
+    not_applicable: list[record.NotApplicable] = []
+    outside, boot_seconds = [], []
     seen_na = set()
     for r in recs:
-        s = _summary(r.dir)
         shard_dir = Path("shards") / r.name
         (out / shard_dir).mkdir(parents=True)
         for name in _SHARD_FILES:
             if (r.dir / name).exists():
                 shutil.copy2(r.dir / name, out / shard_dir / name)
-        for j in s["jobs"]:
-            rel = record.job_record(j).dir
-            if (r.dir / rel).is_dir():
-                shutil.copytree(r.dir / rel, out / rel)
-            jobs.append({**j, "dir": rel, "console_file": str(shard_dir / j.get("console_file", "console.log"))})
-        not_run += [{"job": n.id, "variant": n.variant, "name": n.name, "reason": r.not_run_reason}
-                    for n in r.not_run]
-        for na in s.get("not_applicable", []):
-            if (na["variant"], na["test"]) not in seen_na:
-                seen_na.add((na["variant"], na["test"]))
+        for j in r.jobs:
+            if (r.dir / j.dir).is_dir():
+                shutil.copytree(r.dir / j.dir, out / j.dir)
+            jobs.append(replace(j, console_file=str(shard_dir / j.console_file)))
+        not_run += [replace(n, reason=n.reason or r.not_run_reason) for n in r.not_run]
+        for na in r.not_applicable:
+            if (na.variant, na.test) not in seen_na:
+                seen_na.add((na.variant, na.test))
                 not_applicable.append(na)
-        outside += [{**f, "title": f"{f['title']} (shard {r.shard})"} for f in r.findings_outside]
+        outside += [replace(f, title=f"{f.title} (shard {r.shard})") for f in r.findings_outside]
         boot_seconds += r.boot_seconds
     plan = recs[0].plan
-    reported = {j["job"] for j in jobs} | {n["job"] for n in not_run}
-    lost = [i for i in plan if i not in reported]
-    for i in lost:          # a shard cut short before it could even list the job: still one entry
-        variant, _, rest = i.partition(".")
-        not_run.append({"job": i, "variant": variant, "name": rest, "reason": "in no shard's results"})
-    reasons = sorted({n["reason"] for n in not_run})
-    first = _summary(recs[0].dir)
-    props = {k: v for k, v in first["properties"].items() if not k.startswith("repeat.")}
+    reported = {j.id for j in jobs} | {n.id for n in not_run}
+    for i in plan:          # a shard cut short before it could even list the job: still one entry
+        if i not in reported:
+            variant, _, rest = i.partition(".")
+            not_run.append(record.NotRun(i, variant, rest, "in no shard's results"))
+    reasons = sorted({n.reason for n in not_run})
+    first = recs[0]
+    # Repeats of a job stay in one shard: its "k of N failed" is recomputed over the merged jobs.
+    props = {k: v for k, v in first.properties.items() if not k.startswith("repeat.")}
     accels = sorted({r.properties.get("accel", "") for r in recs})
     props["accel"] = accels[0] if len(accels) == 1 else " | ".join(accels)
-    summary = {
-        "run": out.name, "kind": kind, "config": first["config"], "started": min(r.started for r in recs),
-        "seconds": max(r.seconds for r in recs), "interrupted": any(r.interrupted for r in recs),
-        "properties": props, "shard": None, "plan": plan, "merged_from": [r.name for r in recs],
-        "boots": sum(r.boots for r in recs), "boot_seconds": boot_seconds, "jobs": jobs,
-        "not_run": not_run, "not_run_reason": "; ".join(reasons) or "not run",
-        "not_applicable": not_applicable, "findings_outside_jobs": outside,
-    }
-    if (recs[0].dir / "kernel.json").exists():
-        shutil.copy2(recs[0].dir / "kernel.json", out / "kernel.json")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    for name, t in record.repeat_tallies(jobs).items():
+        props[f"repeat.{name}"] = f"{t['failed']} of {t['runs']} failed ({t['label']})"
+    merged = record.RunRecord(
+        dir=out, name=out.name, kind=kind, config=first.config, config_file=first.config_file,
+        started=min(r.started for r in recs), seconds=max(r.seconds for r in recs),
+        interrupted=any(r.interrupted for r in recs), properties=props,
+        warn_is_failure=first.warn_is_failure, shard=None, plan=plan, merged_from=[r.name for r in recs],
+        boots=sum(r.boots for r in recs), boot_seconds=boot_seconds, jobs=jobs,
+        not_run=not_run, not_run_reason="; ".join(reasons) or "not run",
+        not_applicable=not_applicable, findings_outside=outside)
+    if (first.dir / "kernel.json").exists():
+        shutil.copy2(first.dir / "kernel.json", out / "kernel.json")
+    record.write_run_record(merged)
+    return merged
 
 
 def merge(dirs: list[Path], out: Path) -> Path:
-    recs = [record.load(d) for d in dirs]
+    recs = [record.read_run(d) for d in dirs]
     check(recs)
     if out.exists():
         raise UserError(f"-o {out}: already exists; give a new directory for the merged run")

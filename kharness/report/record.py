@@ -1,10 +1,18 @@
-"""A run directory read back as values: everything a report is rendered from.
+"""The run record: the only code that reads or writes summary.json and verdict.json.
 
-summary.json is the record of a run (results.write_run writes it on every exit path);
-each job's files stay in its directory under jobs/. Reports (junit.xml, report.html,
-summary.txt) are always rendered from these records, never from live objects, so
-`harness.py report RUN` re-renders exactly what the run itself wrote, and a merge of
-shards is just a merge of records.
+    jobs/<variant>/<job>/verdict.json   one job's verdict, written as the job finishes
+    summary.json                        the run: metadata, every job's verdict, what did not
+                                        apply or did not run, kernel findings outside any job,
+                                        and how the run judged (warn_is_failure)
+
+Reports (junit.xml, report.html, summary.txt) are always rendered from these records,
+never from live objects or the config, so `harness.py report RUN` re-renders exactly what
+the run itself wrote, and a merge of shards is just a merge of records.
+
+Both files carry "format": FORMAT. A record without it (written before it existed) is
+format 0 and reads with the defaults of then (warn_is_failure true); a record newer than
+FORMAT is one clear line, never a guess. kernel.json (kharness/kernel.py) and the
+baseline's own run directory (RUN/baseline) are read into the record, never written here.
 """
 from __future__ import annotations
 
@@ -13,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..model import Finding, JobResult
+from .labels import tallies
 
+FORMAT = 1
+SUMMARY = "summary.json"
+VERDICT = "verdict.json"
 OK = ("pass", "skip")
 
 
@@ -23,17 +36,19 @@ class JobRecord:
     variant: str
     test: str
     iteration: int
-    status: str                 # verdict.VERDICTS
+    status: str                 # model.VERDICTS
     message: str
     expected: str
     duration: float | None
     exit_status: int | None
-    findings: list[dict]        # console.Finding.to_json()
+    findings: list[Finding]     # the kernel findings in the job's console window
     console_lines: list[int] | None
     detail: str                 # fstests: .out.bad diff head
     dir: str                    # relative to the run directory
     console_file: str = "console.log"   # relative to the run directory (shards: shards/<run>/console.log)
     repeat: int = 1
+    guest_seconds: float | None = None  # the command's own time inside the guest
+    timed_out: bool = False
 
     @property
     def key(self) -> str:
@@ -48,36 +63,61 @@ class JobRecord:
     def ok(self) -> bool:
         return self.status in OK
 
+    def to_json(self) -> dict:
+        return {"job": self.id, "variant": self.variant, "test": self.test, "iteration": self.iteration,
+                "repeat": self.repeat, "dir": self.dir, "status": self.status, "message": self.message,
+                "expected": self.expected, "exit_status": self.exit_status, "duration": self.duration,
+                "guest_seconds": self.guest_seconds, "timed_out": self.timed_out,
+                "console_lines": self.console_lines, "console_file": self.console_file,
+                "findings": [f.to_json() for f in self.findings], "detail": self.detail}
+
 
 @dataclass
 class NotRun:
     id: str
     variant: str
     name: str
+    reason: str = ""            # merged runs: each shard's own reason (else the run's not_run_reason)
+
+    def to_json(self) -> dict:
+        return {"job": self.id, "variant": self.variant, "name": self.name, "reason": self.reason}
+
+
+@dataclass
+class NotApplicable:
+    variant: str
+    test: str
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"variant": self.variant, "test": self.test, "reason": self.reason}
 
 
 @dataclass
 class RunRecord:
     dir: Path
     name: str
-    config: str                 # config name (history is kept per config name)
+    config: str                 # config name (history is kept per config name); properties["config"]
     started: str
     seconds: float
     interrupted: bool
-    properties: dict
+    properties: dict[str, str]
     boots: int
     boot_seconds: list[float]
     jobs: list[JobRecord]
     not_run: list[NotRun]
     not_run_reason: str
-    not_applicable: list[dict]  # {"variant", "test", "reason"}
-    findings_outside: list[dict]
-    kind: str = "run"           # run | nightly | shard | merged
+    not_applicable: list[NotApplicable]
+    findings_outside: list[Finding]
+    kind: str = "run"           # run | nightly | shard | merged | baseline | repro
     shard: str | None = None    # "2/4"
     plan: list[str] = field(default_factory=list)   # every job id of the unsharded plan
-    kernel: dict = field(default_factory=dict)      # kernel.json
-    baseline: "RunRecord | None" = None             # the same jobs on the baseline kernel
+    kernel: dict = field(default_factory=dict)      # kernel.json (read only)
+    baseline: "RunRecord | None" = None             # RUN/baseline: the same jobs on the baseline kernel (read only)
     merged_from: list[str] = field(default_factory=list)
+    config_file: str = ""       # the config file the run was started with
+    warn_is_failure: bool = True    # how the run judged warnings (a finding outside any job, too)
+    format: int = FORMAT        # of the summary.json read (0: written before the field existed)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -93,6 +133,93 @@ class RunRecord:
         return any(not j.ok for j in self.jobs) or bool(self.not_run)
 
 
+# --- writing -----------------------------------------------------------------------------
+
+def job_from_result(r: JobResult, run_dir: Path) -> JobRecord:
+    """A finished job as its record (what verdict.json and summary.json hold)."""
+    o = r.outcome
+    return JobRecord(
+        id=r.job.id, variant=r.job.variant.name, test=r.job.test.name, iteration=r.job.iteration,
+        repeat=r.job.repeat, dir=str(Path(r.dir).relative_to(run_dir)),
+        status=r.verdict.status, message=r.verdict.message, expected=r.verdict.expected,
+        exit_status=o.exit_status if o else None, duration=round(o.duration, 3) if o else None,
+        guest_seconds=round(r.guest_seconds, 3) if r.guest_seconds is not None else None,
+        timed_out=o.timed_out if o else False,
+        console_lines=list(r.console_lines) if r.console_lines else None,
+        findings=[finding_from_json(f.to_json()) for f in r.verdict.findings],
+        detail=r.detail)
+
+
+def write_job_record(r: JobResult, run_dir: Path) -> JobRecord:
+    """jobs/<variant>/<job>/verdict.json for a finished job; returns what it wrote."""
+    rec = job_from_result(r, run_dir)
+    _write_json(Path(r.dir) / VERDICT, {"format": FORMAT, **rec.to_json()})
+    return rec
+
+
+def run_to_json(rec: RunRecord) -> dict:
+    props = dict(rec.properties)
+    if rec.config:
+        props["config"] = rec.config
+    data = {
+        "format": FORMAT, "run": rec.name, "kind": rec.kind, "config": rec.config_file,
+        "started": rec.started, "seconds": rec.seconds, "interrupted": rec.interrupted,
+        "warn_is_failure": rec.warn_is_failure, "properties": props,
+        "shard": rec.shard, "plan": rec.plan, "boots": rec.boots, "boot_seconds": rec.boot_seconds,
+        "jobs": [j.to_json() for j in rec.jobs],
+        "not_run": [n.to_json() for n in rec.not_run], "not_run_reason": rec.not_run_reason,
+        "not_applicable": [n.to_json() for n in rec.not_applicable],
+        "findings_outside_jobs": [f.to_json() for f in rec.findings_outside],
+        # Derived, for readers other than kharness (CI scripts); never read back.
+        "counts": _job_counts(rec.jobs), "repeats": repeat_tallies(rec.jobs),
+    }
+    if rec.merged_from:
+        data["merged_from"] = rec.merged_from
+    return data
+
+
+def write_run_record(rec: RunRecord) -> Path:
+    """rec.dir/summary.json, replaced atomically (a reader never sees half a record)."""
+    path = Path(rec.dir) / SUMMARY
+    _write_json(path, run_to_json(rec))
+    return path
+
+
+def repeat_tallies(jobs: list[JobRecord]) -> dict[str, dict]:
+    """For jobs run more than once: "<variant>.<test>" -> {"failed": k, "runs": N, "label": ...}."""
+    ts = tallies([j for j in jobs if j.repeat > 1])
+    return {k: {"failed": t.failed, "runs": t.runs, "label": t.label} for k, t in ts.items() if t.runs}
+
+
+def _job_counts(jobs: list[JobRecord]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for j in jobs:
+        out[j.status] = out.get(j.status, 0) + 1
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- reading -----------------------------------------------------------------------------
+
+def is_run(d: Path) -> bool:
+    """Does d look like a run directory (it has a record)?"""
+    return (Path(d) / SUMMARY).is_file()
+
+
+def finding_from_json(d: dict) -> Finding:
+    return Finding(kind=d["kind"], type=d.get("type", ""), title=d["title"], line=d["line"],
+                   report=d.get("report", ""), count=d.get("count", 1))
+
+
 def job_record(d: dict) -> JobRecord:
     """One verdict.json (an entry of summary.json "jobs") as a value."""
     variant, test = d["variant"], d["test"]
@@ -105,35 +232,54 @@ def job_record(d: dict) -> JobRecord:
     return JobRecord(id=job_id, variant=variant, test=test, iteration=iteration, status=d["status"],
                      message=d.get("message", ""), expected=d.get("expected", "pass"),
                      duration=d.get("duration"), exit_status=d.get("exit_status"),
-                     findings=d.get("findings", []), console_lines=d.get("console_lines"),
+                     findings=[finding_from_json(f) for f in d.get("findings", [])],
+                     console_lines=d.get("console_lines"),
                      detail=d.get("detail", ""), dir=rel, console_file=d.get("console_file", "console.log"),
-                     repeat=repeat)
+                     repeat=repeat, guest_seconds=d.get("guest_seconds"), timed_out=d.get("timed_out", False))
 
 
 def _not_run(x) -> NotRun:
     if isinstance(x, str):          # runs written before the record carried variant and name
         variant, _, rest = x.partition(".")
         return NotRun(x, variant, rest)
-    return NotRun(x["job"], x["variant"], x["name"])
+    return NotRun(x["job"], x["variant"], x["name"], x.get("reason", ""))
 
 
-def load(run_dir: Path) -> RunRecord:
-    """Read a run directory; one clear line if it is not one."""
-    run_dir = Path(run_dir)
-    path = run_dir / "summary.json"
+def _read_json(path: Path, what: str) -> dict:
+    """A record file as a dict of a format this code reads; one clear line if not."""
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run_dir}: not a kharness run directory (no summary.json); "
-                        f"give a directory under results/, e.g. results/latest")
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: unreadable run record ({e}); the run may have been cut short")
+        raise UserError(f"{path}: unreadable {what} ({e}); the run may have been cut short")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: unreadable {what} (a JSON {type(data).__name__}, not an object)")
+    n = data.get("format", 0)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise UserError(f"{path}: unreadable {what} (format {n!r} is not a record format number)")
+    if n > FORMAT:
+        raise UserError(f"{path}: {what} format {n} is newer than this kharness reads (format {FORMAT}); "
+                        f"update kharness to read it")
+    return data
+
+
+def read_job(path: Path) -> JobRecord:
+    """A job's verdict.json (or the job directory holding it) as a value."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / VERDICT
+    data = _read_json(path, "job record")
     try:
-        kernel = json.loads((run_dir / "kernel.json").read_text())
-    except (OSError, ValueError):
-        kernel = {}
+        return job_record(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: unreadable job record ({type(e).__name__}: {e})")
+
+
+def run_from_json(data: dict, run_dir: Path) -> RunRecord:
     props = data.get("properties", {})
-    rec = RunRecord(
+    wif = data.get("warn_is_failure", True)       # format 0 records: the default of then
+    if not isinstance(wif, bool):
+        raise ValueError(f"warn_is_failure is {wif!r}, not true or false")
+    return RunRecord(
         dir=run_dir, name=data.get("run", run_dir.name), config=props.get("config", ""),
         started=data.get("started", ""), seconds=data.get("seconds", 0.0),
         interrupted=data.get("interrupted", False), properties=props,
@@ -141,10 +287,33 @@ def load(run_dir: Path) -> RunRecord:
         jobs=[job_record(j) for j in data.get("jobs", [])],
         not_run=[_not_run(x) for x in data.get("not_run", [])],
         not_run_reason=data.get("not_run_reason", "not run"),
-        not_applicable=data.get("not_applicable", []),
-        findings_outside=data.get("findings_outside_jobs", []),
+        not_applicable=[NotApplicable(x["variant"], x["test"], x.get("reason", ""))
+                        for x in data.get("not_applicable", [])],
+        findings_outside=[finding_from_json(f) for f in data.get("findings_outside_jobs", [])],
         kind=data.get("kind", "run"), shard=data.get("shard"), plan=data.get("plan", []),
-        kernel=kernel, merged_from=data.get("merged_from", []))
-    if (run_dir / "baseline" / "summary.json").exists():
-        rec.baseline = load(run_dir / "baseline")
+        merged_from=data.get("merged_from", []), config_file=data.get("config") or "",
+        warn_is_failure=wif, format=data.get("format", 0))
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    """Read a run directory (and its baseline/); one clear line if it is not one."""
+    run_dir = Path(run_dir)
+    path = run_dir / SUMMARY
+    if not path.exists():
+        raise UserError(f"{run_dir}: not a kharness run directory (no {SUMMARY}); "
+                        f"give a directory under results/, e.g. results/latest")
+    data = _read_json(path, "run record")
+    try:
+        rec = run_from_json(data, run_dir)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: unreadable run record ({type(e).__name__}: {e})")
+    try:
+        rec.kernel = json.loads((run_dir / "kernel.json").read_text())
+    except (OSError, ValueError):
+        rec.kernel = {}
+    if is_run(run_dir / "baseline"):
+        rec.baseline = read_run(run_dir / "baseline")
     return rec
+
+
+load = read_run     # the name callers used before the record had a writer

@@ -1,6 +1,6 @@
 """Render a run directory: junit.xml, report.html, summary.txt, and the results index.
 
-    record.load(run dir) -> RunRecord
+    record.read_run(run dir) -> RunRecord (how the run judged, warn_is_failure, included)
     history: record the run, then what each job did in earlier runs of the config
     view(): groups jobs per variant.test with their labels (repeats, baseline, history)
     junit.write / html.write_report / text.summary / html.write_index
@@ -15,7 +15,7 @@ from pathlib import Path
 from . import html, junit, text
 from .history import History
 from .labels import JobHistory, Tally, baseline_label, tallies
-from .record import JobRecord, RunRecord, load
+from .record import JobRecord, RunRecord, read_run
 
 # Worst first: the status a matrix cell shows for a job with several iterations.
 SEVERITY = ("crash", "hang", "error", "fail", "warn", "pass", "skip")
@@ -116,19 +116,20 @@ def job_labels(v: RunView) -> dict[str, str]:
     return {g.key: "; ".join(g.labels) for g in v.groups if g.labels}
 
 
-def render_run(run_dir: Path, warn_is_failure: bool = True) -> RunView:
-    """(Re)write junit.xml, report.html and summary.txt of a run dir; record it in history.
-    A baseline (RUN/baseline) has no history of its own: its run is the one in history."""
-    rec = load(run_dir)
+def render_run(run_dir: Path) -> RunView:
+    """(Re)write junit.xml, report.html and summary.txt of a run dir from its record alone;
+    record it in history. A baseline (RUN/baseline) has no history of its own: its run is
+    the one in history."""
+    rec = read_run(run_dir)
     root = rec.dir.parent
     hist = History(root) if rec.kind != "baseline" else None
     try:
         if hist:
             if hist.created:        # first render here: earlier run directories become history
-                hist.backfill(root, load)
+                hist.backfill(root, read_run)
             hist.record(rec)
         v = view(rec, hist)
-        junit.write(rec.dir / "junit.xml", rec, job_labels(v), warn_is_failure)
+        junit.write(rec.dir / "junit.xml", rec, job_labels(v))
         html.write_report(rec.dir / "report.html", v)
         (rec.dir / "summary.txt").write_text(text.summary(v))
         if hist:
