@@ -123,3 +123,41 @@ def test_report_command_merges_and_rerenders(tmp_path):
     assert again.returncode == 1 and (tmp_path / "merged" / "report.html").exists()
     bad = harness("report", "--merge", str(shards[0]))
     assert bad.returncode == 2 and bad.stderr.startswith("harness.py: error: report --merge: give the merged")
+
+
+def judged(shard_dir: Path, warn_is_failure: bool, outside=()) -> None:
+    """A shard as a config with warn_is_failure would have written it (findings outside jobs too)."""
+    s = json.loads((shard_dir / "summary.json").read_text())
+    s.update(format=record.FORMAT, warn_is_failure=warn_is_failure,
+             findings_outside_jobs=[f.to_json() for f in outside])
+    (shard_dir / "summary.json").write_text(json.dumps(s))
+
+
+def test_merge_keeps_how_the_shards_judged_warnings(tmp_path):
+    """The merged record says warn_is_failure false like its shards: a WARNING outside any
+    job (lkdtm-warn.log's real one) stays recorded-only in the merge and when re-rendered."""
+    from test_record import real_warning
+    shards = split_into_shards(tmp_path, 2)
+    judged(shards[0], False, [real_warning()])
+    judged(shards[1], False)
+    merged = tmp_path / "merged"
+    out = harness("report", "--merge", *map(str, shards), "-o", str(merged))
+    assert out.returncode == 1, out.stderr       # the broken kernel's failures
+    rec = record.read_run(merged)
+    assert rec.warn_is_failure is False and rec.format == record.FORMAT
+    assert [f.title for f in rec.findings_outside] == ["WARNING in lkdtm_WARNING (shard 1/2)"]
+    (case,) = [c for c in ET.parse(merged / "junit.xml").getroot().iter("testcase") if c.get("name") == "outside-jobs"]
+    assert case.find("failure") is None and "WARNING in lkdtm_WARNING" in case.find("system-out").text
+    junit = (merged / "junit.xml").read_text()
+    assert harness("report", str(merged)).returncode == 1
+    assert (merged / "junit.xml").read_text() == junit
+
+
+def test_merge_refuses_shards_judged_differently(tmp_path):
+    shards = split_into_shards(tmp_path, 2)
+    judged(shards[0], False)
+    out = harness("report", "--merge", *map(str, shards), "-o", str(tmp_path / "merged"))
+    assert out.returncode == 2 and not (tmp_path / "merged").exists()
+    assert out.stderr.strip().splitlines() == [
+        "harness.py: error: --merge: the shards judged warnings differently (warn_is_failure false in shard 1/2, "
+        "true in shard 2/2); give the shards of one run"]

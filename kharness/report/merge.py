@@ -1,7 +1,7 @@
 """`harness.py report --merge SHARD_DIR... -o OUT`: shards of one run -> one run directory.
 
 Checks before writing anything: every directory is a shard of the same plan, with the
-same kernel, shard numbers 1..N each exactly once,
+same kernel, judged the same way (warn_is_failure), shard numbers 1..N each exactly once,
 and no job in two shards. The merged record holds every job of the plan exactly once: a
 job no shard reports (a shard cut short) is listed as not run, never dropped. Job
 directories are copied; each shard's console log goes to shards/<shard run>/, and
@@ -42,6 +42,12 @@ def check(recs: list[record.RunRecord]) -> int:
         values = {r.properties.get(key) for r in recs}
         if len(values) > 1:
             raise UserError(f"--merge: the shards ran different {key.replace('_', ' ')}s ({', '.join(map(str, values))})")
+    judged = {r.warn_is_failure for r in recs}
+    if len(judged) > 1:
+        raise UserError("--merge: the shards judged warnings differently (warn_is_failure " +
+                        ", ".join(f"{str(r.warn_is_failure).lower()} in shard {r.shard}"
+                                  for r in sorted(recs, key=lambda r: int(r.shard.split("/")[0]))) +
+                        "); give the shards of one run")
     plans = {tuple(sorted(r.plan)) for r in recs}
     if len(plans) > 1:
         raise UserError("--merge: the shards planned different job lists (different configs or options?)")
