@@ -8,10 +8,13 @@ hung-task report (bounded below by kernel.hung_task_timeout_secs), and the job's
 wall time in the harness, which adds the sysrq-w dump and the wait for the console
 to go quiet. Prints numbers; asserts nothing.
 """
-import json
 import re
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kharness.report import record  # noqa: E402
 
 STAMP = re.compile(r"^\s*\d+\s+\[\s*(\d+\.\d+)\]")
 # kernel/hung_task.c: "blocked for more than N seconds", 7.1+ also "blocked in I/O wait for more than"
@@ -38,19 +41,18 @@ def main() -> None:
 
 
 def report_run(run: Path, test: str) -> None:
-    summary = json.loads((run / "summary.json").read_text())
-    for j in summary["jobs"]:
-        if j["test"] != test:
+    for j in record.read_run(run).jobs:
+        if j.test != test:
             continue
-        window = (run / "jobs" / j["variant"] / j["job"].split(".", 1)[1] / "console.txt").read_text().splitlines()
+        window = (run / j.dir / "console.txt").read_text().splitlines()
         start, report = first(window, "kharness: job-start"), first(window, HUNG)
         dump = first(window, "Show Blocked State")
         if start is None or report is None:
-            print(f"{j['job']}: no hung-task report in the window ({j['status']})")
+            print(f"{j.id}: no hung-task report in the window ({j.status})")
             continue
-        print(f"{j['job']}: job start -> hung-task report {report - start:5.1f} s (guest clock); "
+        print(f"{j.id}: job start -> hung-task report {report - start:5.1f} s (guest clock); "
               f"report -> sysrq-w dump {((dump or report) - report):4.1f} s; "
-              f"job wall time {j['duration']:5.1f} s; verdict {j['status']}")
+              f"job wall time {j.duration or 0:5.1f} s; verdict {j.status}")
 
 
 if __name__ == "__main__":

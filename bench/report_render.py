@@ -10,12 +10,12 @@ against a realistic table. Prints seconds per output and the page sizes. No asse
 """
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,29 +31,26 @@ BROKEN, DEFAULT = "20261126T111800Z-selftest-broken", "20261126T121654Z-default"
 def build_run(root: Path, name: str, n_jobs: int) -> Path:
     d = root / name
     shutil.copytree(RUNS / BROKEN, d)
-    s = json.loads((d / "summary.json").read_text())
-    canary = [j for j in json.loads((RUNS / DEFAULT / "summary.json").read_text())["jobs"]
-              if j["test"] == "hang-canary"]
+    rec = record.read_run(d)
+    canary = [j for j in record.read_run(RUNS / DEFAULT).jobs if j.test == "hang-canary"]
     for j in canary:      # the canary's window as a failure: a finding with a stack and an excerpt
-        rel = f"jobs/{j['variant']}/hang-canary"
-        shutil.copytree(RUNS / DEFAULT / rel, d / rel)
-        s["jobs"].append({**j, "status": "hang", "dir": rel})
-    base = list(s["jobs"])
+        shutil.copytree(RUNS / DEFAULT / j.dir, d / j.dir)
+        rec.jobs.append(replace(j, status="hang"))
+    base = list(rec.jobs)
     copy = 0
-    while len(s["jobs"]) < n_jobs:
+    while len(rec.jobs) < n_jobs:
         copy += 1
         for j in base:
-            if len(s["jobs"]) >= n_jobs:
+            if len(rec.jobs) >= n_jobs:
                 break
-            v = f"{j['variant']}_copy{copy}"
-            rel = record.job_record(j).dir
-            new_rel = rel.replace(f"jobs/{j['variant']}/", f"jobs/{v}/", 1)
+            v = f"{j.variant}_copy{copy}"
+            new_rel = j.dir.replace(f"jobs/{j.variant}/", f"jobs/{v}/", 1)
             if not (d / new_rel).exists():
-                shutil.copytree(d / rel, d / new_rel)
-            s["jobs"].append({**j, "variant": v, "job": j["job"].replace(j["variant"], v, 1), "dir": new_rel})
-    s["jobs"] = s["jobs"][:n_jobs]
-    s["run"] = name
-    (d / "summary.json").write_text(json.dumps(s))
+                shutil.copytree(d / j.dir, d / new_rel)
+            rec.jobs.append(replace(j, variant=v, id=j.id.replace(j.variant, v, 1), dir=new_rel))
+    rec.jobs = rec.jobs[:n_jobs]
+    rec.name = name
+    record.write_run_record(rec)
     return d
 
 
@@ -66,15 +63,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = build_run(root, "20261126T235900Z-selftest-broken", a.jobs)
-        rec = record.load(run)
+        rec = record.read_run(run)
         with History(root) as h:
             for i in range(a.history):           # earlier nights: the same record under older names
-                h.record(record.RunRecord(**{**rec.__dict__, "name": f"202610{i % 28 + 1:02d}T{i:06d}Z-old",
-                                             "started": f"2026-10-{i % 28 + 1:02d}T00:{i % 60:02d}:00Z"}))
+                h.record(replace(rec, name=f"202610{i % 28 + 1:02d}T{i:06d}Z-old",
+                                 started=f"2026-10-{i % 28 + 1:02d}T00:{i % 60:02d}:00Z"))
         times: dict[str, list[float]] = {k: [] for k in ("load", "history", "junit", "html", "text", "index", "total")}
         for _ in range(a.repeat):
             t0 = time.perf_counter()
-            rec = record.load(run)
+            rec = record.read_run(run)
             t1 = time.perf_counter()
             with History(root) as h:
                 h.record(rec)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from . import proc, results, runner, ui
 from .config import RunConfig
 from .errors import UserError
-from .report import html
+from .report import html, record
 from .report.history import History
 
 LOCK_NAME = ".nightly.lock"
@@ -63,11 +62,11 @@ def prune(root: Path, config: str, keep: int) -> list[Path]:
         if d.is_symlink() or not d.is_dir():
             continue
         try:
-            s = json.loads((d / "summary.json").read_text())
-        except (OSError, ValueError):
+            rec = record.read_run(d)
+        except UserError:           # not a run, or a record this version cannot read: kept
             continue
-        if s.get("kind") == "nightly" and s.get("properties", {}).get("config") == config:
-            nightlies.append((s.get("started", ""), d.name, d))
+        if rec.kind == "nightly" and rec.config == config:
+            nightlies.append((rec.started, d.name, d))
     nightlies.sort(reverse=True)
     gone = [d for _, _, d in nightlies[keep:]]
     latest = (root / "latest").resolve() if (root / "latest").exists() else None
