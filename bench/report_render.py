@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kharness.report import html, junit, record, render, text  # noqa: E402
+from kharness.report import html, junit, record, render, runview, text  # noqa: E402
 from kharness.report.history import History  # noqa: E402
 
 RUNS = REPO / "tests" / "data" / "runs"
@@ -75,9 +75,9 @@ def main() -> None:
             t1 = time.perf_counter()
             with History(root) as h:
                 h.record(rec)
-                v = render.view(rec, h)
+                v = runview.view(rec, h)
                 t2 = time.perf_counter()
-                junit.write(run / "junit.xml", rec, render.job_labels(v))
+                junit.write(run / "junit.xml", rec, runview.job_labels(v))
                 t3 = time.perf_counter()
                 html.write_report(run / "report.html", v)
                 t4 = time.perf_counter()

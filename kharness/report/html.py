@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from .history import History
 
 if TYPE_CHECKING:
-    from .render import RunView
+    from .runview import RunView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 EXCERPT_BEFORE, EXCERPT_AFTER = 8, 40

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .render import JobGroup, RunView
+    from .runview import JobGroup, RunView
 
 
 def _duration(seconds: float) -> str:
