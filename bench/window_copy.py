@@ -1,7 +1,7 @@
 """Cost of copying one job's console window late in a long run on one boot.
 
 console.log is --mb MiB of a real console fixture (tests/data/console/hung-task.log)
-repeated; the job's window is its last 200 lines. Prints the time of runner._write_window
+repeated; the job's window is its last 200 lines. Prints the time of lifecycle.copy_windows
 reading from the window's recorded byte offset, and the same with no offset (a scan from
 line 1, what every job used to do). No assertions.
 
@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from kharness import vm  # noqa: E402
-from kharness.runner import _write_window  # noqa: E402
+from kharness.lifecycle import Watched, copy_windows  # noqa: E402
+from kharness.model import Outcome  # noqa: E402
 
 
 def main() -> None:
@@ -34,9 +35,10 @@ def main() -> None:
             start, offset = stream.lines, stream.next_line_offset()
         stream.write("".join(f"[ 9999.{i:06d}] job line {i}\n" for i in range(200)))
         for label, off in (("from the recorded offset", offset), ("scan from line 1", None)):
-            s = SimpleNamespace(stream=stream, window_start=start, window_offset=off)
+            s = SimpleNamespace(stream=stream)
+            window = (start + 1, stream.lines)
             t0 = time.perf_counter()
-            _write_window(s, start, Path(tmp) / "console.txt")
+            copy_windows(s, Watched(Outcome(0, 0.0), [], window, off), {Path(tmp) / "console.txt": window})
             print(f"{a.mb} MiB console.log, {start} lines before the window: {label:24} "
                   f"{(time.perf_counter() - t0) * 1000:9.1f} ms")
         stream.close()

@@ -315,7 +315,7 @@ def test_guest_stops_answering(box):
     """A job that takes the guest's network down: the console goes quiet, the liveness ping over
     ssh gets no answer, the job is a hang ("guest stopped answering"), the blocked-task dump is
     requested through QMP, and the next job passes on a fresh boot."""
-    from kharness.runner import LIVENESS_PERIOD
+    from kharness.lifecycle import LIVENESS_PERIOD
     cfg = box.config(tests=["fault-net-down", "zero-range-basic"])
     proc = box.run("run", "-c", cfg, timeout=3 * (2 * BOOT + 2 * LIVENESS_PERIOD + 30))
     assert proc.returncode == 1, proc.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Security, for real: guests booted the way the harness boots them (runner.Session, the
+"""Security, for real: guests booted the way the harness boots them (session.Session, the
 cached 6.12 kernel and image; built first if the cache is cold, like the other e2e tests).
 
   * restrict=on: the guest reaches nothing on the host (a listener on 127.0.0.1) and not
@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from kharness import config, image, kernel, runner, vm
+from kharness import config, image, kernel, session, vm
 from kharness.model import Variant
 from kharness.errors import InfraError
 from kharness.guest import Guest
@@ -50,11 +50,11 @@ def setup(tmp_path_factory):
     return cfg, k, img, tmp
 
 
-def _session(setup, name: str) -> runner.Session:
+def _session(setup, name: str) -> session.Session:
     cfg, k, img, tmp = setup
     run_dir = tmp / name
     run_dir.mkdir()
-    return runner.Session(cfg, run_dir, k, img, None)
+    return session.Session(cfg, run_dir, k, img, None)
 
 
 @pytest.fixture(scope="module")

@@ -380,7 +380,7 @@ def dataclasses_replace(f, **kw):
 
 # ---------------------------------------------------------------- the run loop, with a simulated guest
 #
-# Suite._run_group drives a real runner.Session (real console stream, analyzer and windows); only the
+# Prepared._run_group drives a real session.Session and the real lifecycle (real console stream, analyzer and windows); only the
 # guest is simulated: its ./check prints the `run fstests` lines to the console, writes result.xml the
 # way fstests does (rewritten before every test), and hangs, stalls or dies where the scenario says.
 
