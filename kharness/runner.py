@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from .config import RunConfig
 from .errors import InfraError, UserError
 from .lifecycle import disk_full_error
 from .model import Job, JobResult
+from .report import record
 from .session import Session, results_disk_full
 
 RESERVE_BYTES = 8 << 20       # kept allocated in the run directory until junit.xml/summary.json are written
@@ -149,7 +149,7 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
             setup_error = "kernel or image build did not finish"
         try:
             for r in job_results:       # a verdict.json that the full disk cut short
-                if not _valid_json(r.dir / "verdict.json"):
+                if not record.is_job_written(r.dir):
                     results.write_job(r, run_dir)
             results.write_run(run_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
                               interrupted=interrupted, setup_error=setup_error, kind=kind,
@@ -164,14 +164,6 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
     if disk_full:
         return 2
     return results.exit_status(job_results, jobs)
-
-
-def _valid_json(path: Path) -> bool:
-    try:
-        json.loads(path.read_text())
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None, shard=None, kind="run",

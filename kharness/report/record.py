@@ -262,6 +262,15 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
+def is_job_written(job_dir: Path) -> bool:
+    """Does the job directory hold a complete, readable verdict.json? (A full disk can cut one short.)"""
+    try:
+        read_job(job_dir)
+        return True
+    except UserError:
+        return False
+
+
 def read_job(path: Path) -> JobRecord:
     """A job's verdict.json (or the job directory holding it) as a value."""
     path = Path(path)
