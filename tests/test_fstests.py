@@ -2,6 +2,7 @@
 parsers and the verdict combination, on output captured from real runs (tests/data/fstests/)."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from kharness.model import Finding, Trouble, Variant
 from kharness.errors import UserError
 
 DATA = Path(__file__).resolve().parent / "data" / "fstests"
+PLAN = importlib.import_module("kharness.fstests.plan")      # the package's `plan` is the function
 
 EXT4_4K = Variant("ext4_4k", "ext4", mkfs="-b 4096")
 EXT4_IOMAP = Variant("ext4_iomap", "ext4", mount="-o buffered_iomap")
@@ -109,18 +111,19 @@ def tree(tmp_path):
 
 
 def test_expand_groups_per_fstype(tree):
+    # ./check's order: its list sorted by path, whatever the order of the selectors
     tests, na = fstests.expand(tree, ["generic/363", "-g zero"], "xfs")
-    assert tests == ["generic/363", "generic/008", "xfs/131"]
+    assert tests == ["generic/008", "generic/363", "xfs/131"]
     assert na == []
     tests, na = fstests.expand(tree, ["generic/363", "zero", "xfs/131"], "ext4")
-    assert tests == ["generic/363", "generic/008", "ext4/001"]
+    assert tests == ["ext4/001", "generic/008", "generic/363"]
     assert na and na[0][0] == "xfs/131" and "this variant is ext4" in na[0][1]
     assert fstests.expand(tree, ["-g xfs/zero"], "ext4")[0] == ["xfs/131"]
 
 
 def test_expand_old_style_group_file(tree):
     (tree / "tests" / "generic" / "group").write_text("# comment\n008 rw auto zero\n363 rw auto\n")
-    assert fstests.expand(tree, ["-g zero"], "ext4")[0] == ["generic/008", "ext4/001"]
+    assert fstests.expand(tree, ["-g zero"], "ext4")[0] == ["ext4/001", "generic/008"]
 
 
 def test_expand_errors(tree):
@@ -128,6 +131,112 @@ def test_expand_errors(tree):
         fstests.expand(tree, ["generic/999"], "xfs")
     with pytest.raises(UserError, match="empty or not defined"):
         fstests.expand(tree, ["-g nosuchgroup"], "xfs")
+
+
+CHECK_N = DATA / "check-n"
+# tests/data/fstests/check-n/SECTION/NAME.stdout: what `./check -n -s SECTION ...` printed in the guest
+CHECK_N_SELECTORS = {"zero": ["-g zero"], "quick": ["-g quick"], "auto": ["-g auto"], "all": ["-g all"],
+                     "xfs-zero": ["-g xfs/zero"], "mixed": ["-g zero", "generic/363", "xfs/131"],
+                     "prealloc-zero": ["-g prealloc", "-g zero"]}
+
+
+def check_n_listed(text: str) -> list[str]:
+    """The tests ./check -n lists: one a line after its configuration header, in its order."""
+    head, _, body = text.partition("\n\n")
+    assert head.startswith("SECTION       -- ")
+    return [ln.split()[0] for ln in body.splitlines() if ln.strip() and " - " not in ln]
+
+
+@pytest.fixture(scope="module")
+def built_tree(tmp_path_factory):
+    """The test directories of the image's built fstests tree as ./check sees them: the captured
+    group.list files (fstests' own, written by its make) and an empty file per test they name.
+    Shared by the tests of this module: read only."""
+    t = tmp_path_factory.mktemp("built")
+    for gl in sorted((CHECK_N / "group.list").iterdir()):
+        d = t / "tests" / gl.name
+        d.mkdir(parents=True)
+        (d / "group.list").write_text(gl.read_text())
+        for name in PLAN.parse_group_list(gl.read_text()):
+            (d / name).touch()
+    return t
+
+
+@pytest.mark.parametrize("section,fstype", [("ext4_4k", "ext4"), ("xfs_4k", "xfs")])
+@pytest.mark.parametrize("name", sorted(CHECK_N_SELECTORS))
+def test_expand_agrees_with_real_check_n(built_tree, section, fstype, name):
+    want = check_n_listed((CHECK_N / section / f"{name}.stdout").read_text())
+    assert want, name
+    tests, na = fstests.expand(built_tree, CHECK_N_SELECTORS[name], fstype)
+    if name == "mixed" and fstype == "ext4":
+        # ./check would run xfs/131 on ext4 when it is named; the harness calls it not applicable
+        assert na == [("xfs/131", "xfs/131 is a xfs test; this variant is ext4")]
+        want.remove("xfs/131")
+    else:
+        assert na == []
+    assert tests == want            # the same tests, in the order ./check runs them
+
+
+def test_expand_errors_where_check_n_stops_or_ignores(built_tree, tree):
+    for section, fstype in (("ext4_4k", "ext4"), ("xfs_4k", "xfs")):
+        said = (CHECK_N / section / "nosuchgroup.stdout").read_text()
+        assert 'Group "nosuchgroup" is empty or not defined?' in said
+        with pytest.raises(UserError, match="group 'nosuchgroup' is empty or not defined"):
+            fstests.expand(built_tree, ["-g nosuchgroup"], fstype)
+        said = (CHECK_N / section / "unknown-test.stdout").read_text()
+        assert said.startswith("generic/999 - unknown test, ignored\n")
+        assert check_n_listed(said.split("\n", 1)[1]) == ["generic/363"]
+        with pytest.raises(UserError, match="generic/999: no such test"):
+            fstests.expand(built_tree, ["generic/999", "generic/363"], fstype)
+        assert fstests.expand(built_tree, ["generic/363"], fstype) == (["generic/363"], [])
+    # a group that only another filesystem has: nothing for this one, no error
+    assert fstests.expand(built_tree, ["-g zero", "-g raid"], "xfs")[0] == fstests.expand(built_tree, ["-g zero"], "xfs")[0]
+    with pytest.raises(UserError, match="group 'nosuch' is empty or not defined in .*tests/xfs"):
+        fstests.expand(built_tree, ["-g xfs/nosuch"], "ext4")
+    # a test file that group.list does not name (no _begin_fstest line): ./check ignores it
+    (tree / "tests" / "generic" / "group.list").write_text("008 rw auto quick prealloc zero\n")
+    with pytest.raises(UserError, match="generic/363 is not in tests/generic's group list"):
+        fstests.expand(tree, ["generic/363"], "xfs")
+
+
+MKGROUPFILE_STUB = """#!/bin/bash
+# stands in for fstests' tools/mkgroupfile: prints a group list, says where it ran
+echo "$PWD $*" >> {log}
+case "$PWD" in
+*/generic) printf '# QA groups control file, automatically generated.\\n\\n008 rw zero\\n255 punch\\n' ;;
+*) echo 'group "bogus" not mentioned in documentation.' >&2; exit 1 ;;
+esac
+"""
+
+
+def test_expand_runs_fstests_mkgroupfile_in_a_checkout_without_group_list(tree, tmp_path, monkeypatch):
+    """A git checkout has no group.list until make: the planner runs fstests' own tools/mkgroupfile
+    (what make runs) and falls back to the _begin_fstest lines, saying why, only when it fails."""
+    from kharness import ui
+    warned: list[str] = []
+    monkeypatch.setattr(ui, "warn", warned.append)
+    log = tmp_path / "mkgroupfile.log"
+    (tree / "tools").mkdir()
+    (tree / "tools" / "mkgroupfile").write_text(MKGROUPFILE_STUB.format(log=log))
+    before = sorted(p.relative_to(tree) for p in tree.rglob("*"))
+    # generic: mkgroupfile's list wins over the headers (363's `rw auto` is not in it: not in any group)
+    assert fstests.expand(tree, ["-g zero", "-g punch"], "xfs")[0] == ["generic/008", "generic/255", "xfs/131"]
+    assert log.read_text().splitlines() == [f"{tree}/tests/generic -", f"{tree}/tests/xfs -"]
+    assert [w for w in warned if "tests/generic" in w] == []
+    assert len(warned) == 1 and "tests/xfs: groups read from the tests' _begin_fstest lines" in warned[0]
+    assert 'mkgroupfile failed' in warned[0] and 'not mentioned in documentation' in warned[0]
+    assert sorted(p.relative_to(tree) for p in tree.rglob("*")) == before      # nothing written into the tree
+
+
+def test_expand_reads_src_groups_from_check(tree):
+    assert fstests.test_dirs(tree, "xfs") == ["generic", "xfs"]
+    assert fstests.test_dirs(tree, "ext3") == ["generic", "ext4"]          # check: ext2/ext3 use ext4's groups
+    (tree / "tests" / "shared").mkdir()
+    (tree / "tests" / "shared" / "298").write_text("#! /bin/bash\n_begin_fstest auto zero\n")
+    assert fstests.test_dirs(tree, "xfs") == ["generic", "xfs"]            # today's check: SRC_GROUPS="generic"
+    (tree / "check").write_text('#!/bin/bash\nSRC_GROUPS="generic shared"\nexport SRC_DIR="tests"\n')
+    assert fstests.test_dirs(tree, "xfs") == ["generic", "shared", "xfs"]  # a tree from before shared/ went
+    assert "shared/298" in fstests.expand(tree, ["-g zero"], "xfs")[0]
 
 
 class Cfg:
@@ -144,11 +253,11 @@ def test_plan_jobs_expunge_and_order(tree, monkeypatch):
                                                                 reason="slow")])
     jobs, skipped = fstests.plan(Cfg(fst, [EXT4_4K, XFS_4K]), repeat=2)
     by = [(j.variant.name, j.iteration, j.test.name) for j in jobs]
-    assert by[:3] == [("ext4_4k", 1, "generic/363"), ("ext4_4k", 1, "generic/008"), ("ext4_4k", 1, "ext4/001")]
+    assert by[:3] == [("ext4_4k", 1, "ext4/001"), ("ext4_4k", 1, "generic/008"), ("ext4_4k", 1, "generic/363")]
     assert ("xfs_4k", 2, "xfs/131") in by and ("xfs_4k", 1, "generic/008") not in by
     assert [(v.name, t.name, why) for v, t, why in skipped] == [("xfs_4k", "generic/008", "expunged in the config: slow")]
     assert all(j.suite == "fstests" for j in jobs)
-    assert jobs[0].id == "ext4_4k.generic/363.1" and jobs[0].name == "generic/363#1"
+    assert jobs[2].id == "ext4_4k.generic/363.1" and jobs[2].name == "generic/363#1"
     # --only / repro: a test by name, on the chosen variants
     jobs, _ = fstests.plan(Cfg(fst, [EXT4_4K, XFS_4K]), only=["generic/255"], variants=["xfs_4k"])
     assert [(j.variant.name, j.test.name) for j in jobs] == [("xfs_4k", "generic/255")]

@@ -1,10 +1,32 @@
-"""fstests selectors x variants x iterations -> Jobs, one per fstests test."""
+"""fstests selectors x variants x iterations -> Jobs, one per fstests test; expunges.
+
+Groups are expanded the way ./check expands them, from fstests' own group lists:
+
+    tests/<dir>/group.list   what ./check reads; fstests' `make` writes it with tools/mkgroupfile
+                             (from each test's `_begin_fstest GROUPS` line). A git checkout has
+                             none until `make` runs, so the planner runs that same tools/mkgroupfile
+                             on the host (bash, grep, sed, sort: no build, no devices, no root),
+                             which prints what `make` will write into the image.
+    dirs                     check's SRC_GROUPS (read from the tree's ./check: "generic") and the
+                             FSTYP's own directory (ext2 and ext3 use ext4's), as get_group_list does
+    order                    sorted by path and deduplicated, as check sorts its list: the jobs are
+                             planned in the order ./check will run them
+
+Why not `./check -n` itself at plan time: it is not a dry run of the list alone. It needs a built
+tree (it stops with "fsstress not found or executable" without ltp/fsstress), root, TEST_DEV as a
+block device holding FSTYP (init_rc mounts it) and, with SCRATCH_DEV set, it mkfs's and mounts the
+scratch device before it prints anything; in the guest it takes 12 s (-g zero) to 114 s (-g auto)
+under TCG. The planner runs before anything is built or booted, so ./check -n is the oracle the
+unit tests compare with instead (tests/data/fstests/check-n/: real output from the guest).
+"""
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import ui
 from ..config import select_variants
 from ..errors import UserError
 from ..model import Job
@@ -13,6 +35,9 @@ from .source import Unavailable, resolve_source
 
 SUITE = "fstests"
 _BEGIN_RE = re.compile(r"^_begin_fstest\b(.*)$", re.M)
+_NAME_RE = re.compile(r"\d{3}(?:-?[A-Za-z0-9-]*)")       # common/test_names: VALID_TEST_NAME
+_SRC_GROUPS_RE = re.compile(r'^SRC_GROUPS="([^"]*)"', re.M)
+
 
 @dataclass(frozen=True)
 class FstestsTest:
@@ -26,33 +51,71 @@ def is_fstests(job) -> bool:
     return isinstance(job.test, FstestsTest)
 
 
-# tests/ subdirectories that belong to one filesystem (others, like generic/ and selftest/, run anywhere).
+# The harness's policy, not fstests' (./check runs xfs/131 on ext4 when it is named: see
+# tests/data/fstests/check-n/ext4_4k.mixed.stdout): a test named from another filesystem's
+# directory is not applicable to this variant. Group expansion never looks at this list.
 FS_DIRS = frozenset({"9p", "afs", "bcachefs", "btrfs", "ceph", "cifs", "exfat", "ext2", "ext3", "ext4", "f2fs",
                      "fuse", "gfs2", "glusterfs", "nfs", "ocfs2", "overlay", "pvfs2", "tmpfs", "ubifs", "udf",
                      "virtiofs", "xfs", "zonefs"})
 
 
+def src_groups(tree: Path) -> list[str]:
+    """check's SRC_GROUPS: the directories every FSTYP draws groups from ("generic"; older trees
+    also "shared")."""
+    try:
+        m = _SRC_GROUPS_RE.search((tree / "check").read_text(errors="replace"))
+    except OSError:
+        m = None
+    return m.group(1).split() if m else ["generic"]
+
+
 def test_dirs(tree: Path, fstype: str) -> list[str]:
-    """The tests/ subdirectories ./check draws groups from for this fstype."""
-    dirs = ["generic", "shared", "ext4" if fstype in ("ext2", "ext3") else fstype]
+    """The tests/ subdirectories ./check draws groups from for this fstype (get_group_list)."""
+    dirs = src_groups(tree) + ["ext4" if fstype in ("ext2", "ext3") else fstype]
     return [d for d in dict.fromkeys(dirs) if (tree / "tests" / d).is_dir()]
 
 
-def test_groups(tree: Path, d: str) -> dict[str, set[str]]:
-    """{'363': {'rw', 'auto'}} for tests/<d>: from group.list / the old `group` file, else `_begin_fstest`."""
-    base = tree / "tests" / d
+def parse_group_list(text: str) -> dict[str, set[str]]:
+    """group.list (or the old `group` file) as check's get_sub_group_list reads it: '#' starts a
+    comment, then a test name and its groups."""
     out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and _NAME_RE.fullmatch(fields[0]):
+            out[fields[0]] = set(fields[1:])
+    return out
+
+
+def test_groups(tree: Path, d: str) -> dict[str, set[str]]:
+    """{'363': {'rw', 'auto'}} for tests/<d>, from, in this order:
+    1. fstests' tools/mkgroupfile, run in tests/<d> as `make` runs it (its output is what the
+       image's group.list will be; the tree is not written to);
+    2. tests/<d>/group.list, when there is no mkgroupfile or it failed (a tree built elsewhere);
+    3. the `group` file fstests kept by hand before group.list existed (check read that file);
+    4. the fallback: the `_begin_fstest` lines of the tests, read here (with a warning), for a tree
+       none of the above works for. It is what mkgroupfile does, minus its checks."""
+    base = tree / "tests" / d
+    if not base.is_dir():
+        return {}
+    why = "no tools/mkgroupfile, group.list or group file"
+    tool = tree / "tools" / "mkgroupfile"
+    if tool.is_file():
+        try:
+            r = subprocess.run(["bash", "../../tools/mkgroupfile", "-"], cwd=base, capture_output=True, text=True,
+                               timeout=120, errors="replace")
+            if r.returncode == 0:
+                return parse_group_list(r.stdout)
+            why = f"tools/mkgroupfile failed: {(r.stderr or r.stdout).strip().splitlines()[-1:] or ['no output']}"
+        except (OSError, subprocess.SubprocessError) as e:
+            why = f"tools/mkgroupfile could not run: {e}"
     for fname in ("group.list", "group"):
-        gf = base / fname
-        if gf.is_file():
-            for line in gf.read_text(errors="replace").splitlines():
-                fields = line.split("#", 1)[0].split()
-                if fields and re.fullmatch(r"\d{3}(?:-?[A-Za-z0-9-]*)", fields[0]):
-                    out[fields[0]] = set(fields[1:])
-            if out:
+        if (base / fname).is_file():
+            if out := parse_group_list((base / fname).read_text(errors="replace")):
                 return out
-    for p in sorted(base.iterdir()) if base.is_dir() else []:
-        if not re.fullmatch(r"\d{3}(?:-?[A-Za-z0-9-]*)", p.name) or not p.is_file():
+    ui.warn(f"fstests: {base}: groups read from the tests' _begin_fstest lines ({why})")
+    out = {}
+    for p in sorted(base.iterdir()):
+        if not _NAME_RE.fullmatch(p.name) or not p.is_file():
             continue
         try:
             head = p.read_text(errors="replace")[:8192]
@@ -63,12 +126,19 @@ def test_groups(tree: Path, d: str) -> dict[str, set[str]]:
     return out
 
 
-def expand(tree: Path, selectors: list[str], fstype: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Selectors -> (tests to run in order, [(test, why not applicable)]). Unknown test or group: UserError."""
+def _check_order(names) -> list[str]:
+    """check: `sort -n $tmp.list | uniq` over tests/<dir>/<name> (no numeric key: byte order)."""
+    return sorted(dict.fromkeys(names), key=lambda t: f"tests/{t}".encode())
+
+
+def expand(tree: Path, selectors: list[str], fstype: str,
+           groups: dict[str, dict[str, set[str]]] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """Selectors -> (tests to run, in ./check's order; [(test, why not applicable)]).
+    An unknown test or group is a UserError. `groups` caches test_groups() across calls."""
     dirs = test_dirs(tree, fstype)
+    cache_ = {} if groups is None else groups
     tests: list[str] = []
     na: list[tuple[str, str]] = []
-    cache_: dict[str, dict[str, set[str]]] = {}
 
     def groups_of(d: str) -> dict[str, set[str]]:
         if d not in cache_:
@@ -81,22 +151,29 @@ def expand(tree: Path, selectors: list[str], fstype: str) -> tuple[list[str], li
             d, num = name.split("/", 1)
             if not (tree / "tests" / d / num).is_file():
                 raise UserError(f"fstests.tests: {name}: no such test in {tree / 'tests'}")
+            if num not in groups_of(d):
+                raise UserError(f"fstests.tests: {name} is not in tests/{d}'s group list (no _begin_fstest line?); "
+                                "./check would ignore it as an unknown test")
             if d in FS_DIRS and d not in dirs:
                 na.append((name, f"{name} is a {d} test; this variant is {fstype}"))
-            elif name not in tests:
+            else:
                 tests.append(name)
             continue
         sub, _, g = name.rpartition("/")
-        found = []
-        for d in ([sub] if sub else dirs):
-            found += [f"{d}/{t}" for t, gs in sorted(groups_of(d).items()) if g in gs or g == "all"]
-        if not found and not sub:
-            known = any(g in gs for d in ("generic", "shared", "ext4", "xfs", "btrfs")
-                        for gs in groups_of(d).values()) if (tree / "tests").is_dir() else False
-            if not known:
+        if sub and not (tree / "tests" / sub).is_dir():
+            raise UserError(f"fstests.tests: group {name!r}: there is no {tree / 'tests' / sub}")
+        found = [f"{d}/{t}" for d in ([sub] if sub else dirs) for t, gs in groups_of(d).items()
+                 if g in gs or g == "all"]
+        if not found:
+            if sub:
+                raise UserError(f"fstests.tests: group {g!r} is empty or not defined in {tree / 'tests' / sub}")
+            # Defined for another filesystem only: nothing to run on this variant (./check would stop).
+            every = [p.name for p in sorted((tree / "tests").iterdir()) if p.is_dir()] \
+                if (tree / "tests").is_dir() else []
+            if not any(g in gs for d in every for gs in groups_of(d).values()):
                 raise UserError(f"fstests.tests: group {g!r} is empty or not defined in {tree / 'tests'}")
-        tests += [t for t in found if t not in tests]
-    return tests, na
+        tests += found
+    return _check_order(tests), na
 
 
 def expunged(fst: FstestsConfig, test: str, variant: str) -> str | None:
@@ -124,10 +201,11 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
         src = resolve_source(fst)
     except Unavailable:
         src = None
+    groups: dict[str, dict[str, set[str]]] = {}
     jobs, skipped = [], []
     for v in vs:
         if src:
-            names, na = expand(src.path, selectors, v.fstype)
+            names, na = expand(src.path, selectors, v.fstype, groups)
         else:   # jobs that will report why fstests is unavailable
             names, na = [s.strip() for s in selectors], []
         skipped += [(v, FstestsTest(t, fst.test_timeout), why) for t, why in na]
@@ -140,5 +218,3 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
                     continue
                 jobs.append(Job(SUITE, v, FstestsTest(t, fst.test_timeout), i, n))
     return jobs, skipped
-
-
