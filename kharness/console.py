@@ -36,14 +36,18 @@ import bisect
 from collections import deque
 
 from .console_formats import (
-    ACCESS_RE, AT_RE, CALLTRACE_RE, CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FRAME_RE, KEYWORD_RE,
-    KEYWORDS, KIND, MARKER_RE, RCU_FILE_RE, RIP_RE, STACK_POLICY, TAIL_RE, TRACE_POLICY, TS_RE, clean_func,
-    match_header, split_line,
+    ARM_FRAME_RE, AT_RE, CALLTRACE_RE, CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, FRAME_RE,
+    KEYWORD_RE, KEYWORDS, KIND, MARKER_RE, RIP_RE, SECTION_RE, STACK_NOISE_RE, STACK_POLICY, TAIL_RE, TRACE_POLICY,
+    TS_RE, Row, clean_func, match_header, split_line,
 )
-from .console_titles import Frame, report_title
+from .console_titles import Frame, report_title, stall_frame
 from .model import Finding
 
+_REFCOUNT_ROW = next(r for r in FORMATS if r.type == "REFCOUNT")
+
 _CLOSE, _STACK_ENDED = 1, 2
+_STALL_GRACE_LINES = 200      # lines a stall report reads on for the stalled CPU's stack
+_MAX_FOREIGN = 2              # interleaved lines a marker-less stack tolerates
 _MAX_REPORT_LINES = 800        # own lines before a report is closed regardless
 _MAX_IDLE_LINES = 2000         # stream lines without an own line before a report is closed
 _TAIL_IDLE_LINES = 400         # stream lines after which a report's tail is forgotten
@@ -51,29 +55,32 @@ _TAIL_IDLE_LINES = 400         # stream lines after which a report's tail is for
 
 class _Report:
     """A report being read: its lines and what its title needs."""
-    __slots__ = ("type", "line", "ctx", "lines", "policy", "frames", "rip", "info", "depth", "in_stack",
-                 "stack_no", "stack_frames", "wait_task", "last_seen", "seen_oops", "want_at", "stackless",
+    __slots__ = ("row", "type", "line", "ctx", "lines", "policy", "frames", "sections", "info", "depth",
+                 "in_stack", "stack_no", "stack_frames", "foreign", "grace", "wait_task", "last_seen", "seen_oops", "want", "stackless",
                  "multi_cpu", "evidence")
 
-    def __init__(self, type_: str, line: int, ctx: str | None, text: str, policy: int, info: dict):
-        self.type = type_
+    def __init__(self, row: Row, line: int, ctx: str | None, text: str, info: dict):
+        self.row = row
+        self.type = row.type
         self.line = line
         self.ctx = ctx
         self.lines = [text]
-        self.policy = policy
-        self.frames: list[Frame] = []  # name, reliable, in irq/nmi, stack number
-        self.rip: str | None = None
+        self.policy = row.end
+        self.frames: list[Frame] = []
+        self.sections: list[str] = []  # the label of every stack section ("Call Trace:", "Freed by task 1:")
         self.info = info
         self.depth: list[str] = []     # open <TASK>/<IRQ>/<NMI> sections
         self.in_stack = False
         self.stack_no = -1
         self.stack_frames = 0
+        self.grace: int | None = None  # lines a stall report waits for a stack that names it
+        self.foreign = 0               # unrelated lines seen inside a stack without <TASK> markers
         self.wait_task = False         # the outermost <IRQ>/<NMI> closed: only a <TASK> may continue
         self.last_seen = line
         self.seen_oops = False
-        self.want_at = False
-        self.stackless = bool(info.get("stackless"))
-        self.multi_cpu = type_ in ("RCU_STALL", "HARDLOCKUP", "SOFTLOCKUP")
+        self.want: str | None = None   # the info key the next "at: f+0x" (or frame) line fills
+        self.stackless = row.stackless
+        self.multi_cpu = row.type in ("RCU_STALL", "HARDLOCKUP", "SOFTLOCKUP")
         self.evidence = False
 
 
@@ -229,17 +236,21 @@ class ConsoleAnalyzer:
         found = match_header(s)
         if found is None or not self._kernel_line(has_ts, ctx):
             return False
-        type_, policy, info = found
-        if rep is not None and rep.ctx == ctx and _continues(rep, type_):
+        row, info = found
+        if rep is not None and rep.ctx == ctx and _continues(rep, row):
             return False
-        if type_ == "PANIC" and self._panic_is_consequence(no, ctx, s, info):
+        if row.type == "PANIC" and self._panic_is_consequence(no, ctx, s, info):
             return True
         old = self._active.get(ctx)
+        if row.oneline and old is not None:
+            one = _Report(row, no, ctx, s, info)       # printed by another task into this report
+            self._close(one, tail=False)
+            return True
         if old is not None:
             self._close(old)
         self._tails.pop(ctx, None)
-        new = _Report(type_, no, ctx, s, policy, info)
-        if type_ in ("WARNING", "REFCOUNT", "UBSAN"):
+        new = _Report(row, no, ctx, s, info)
+        if row.type in ("WARNING", "REFCOUNT", "UBSAN"):
             self._prepend_cut_here(new, ctx)
         self._active[ctx] = new
         return True
@@ -253,13 +264,13 @@ class ConsoleAnalyzer:
                 pre = [t.strip() for c2, _, t in (split_line(r) for _, r in recent[i:]) if c2 == ctx]
                 rep.lines[:0] = pre
                 if rep.type == "WARNING" and any(p.startswith("refcount_t: ") for p in pre):
-                    rep.type = "REFCOUNT"
+                    rep.row, rep.type = _REFCOUNT_ROW, "REFCOUNT"
                 return
 
     def _panic_is_consequence(self, no: int, ctx: str | None, s: str, info: dict) -> bool:
         """A panic that only follows from a report just printed (panic_on_warn, panic_on_oops,
         hung_task_panic, ...) joins that report instead of making a finding of its own."""
-        if not CONSEQUENCE_PANIC_RE.match(info["reason"]):
+        if not CONSEQUENCE_PANIC_RE.match(info.get("reason", "")):
             return False
         rep = self._active.get(ctx)
         if rep is None and self._active:
@@ -282,22 +293,34 @@ class ConsoleAnalyzer:
     def _report_line(self, rep: _Report, no: int, ctx: str | None, text: str, s: str) -> None:
         if rep.wait_task:
             rep.wait_task = False
-            if s not in ("<TASK>", "<IRQ>", "<NMI>", "<SOFTIRQ>"):
+            # the interrupted task's stack follows: "<TASK>", or in older kernels its RIP line
+            if s not in ("<TASK>", "<IRQ>", "<NMI>", "<SOFTIRQ>") and not s.startswith("RIP: ") \
+                    and not self._stall_goes_on(rep):
                 self._close(rep)
                 self._tail_line(no, ctx, text)
                 return
         rep.last_seen = no
         status = self._absorb(rep, text, s)
+        if status == _STACK_ENDED and self._stall_goes_on(rep):
+            status = self._absorb(rep, text, s)
         if status == _STACK_ENDED:
             self._close(rep)
             self._tail_line(no, ctx, text)
             return
+        if rep.grace is not None:
+            rep.grace -= 1
+            if rep.grace <= 0:
+                self._close(rep)
+                self._tail_line(no, ctx, text)
+                return
         if rep.stackless and len(rep.lines) > 1 and not TAIL_RE.match(text) and \
                 not s.startswith(("rcu:", "workqueue ", "pool ", "Showing ")):
             self._close(rep)          # a report without a stack ends at its first foreign line
             self._tail_line(no, ctx, text)
             return
         rep.lines.append(text.rstrip())
+        if status == _CLOSE and self._stall_goes_on(rep):
+            return
         if status == _CLOSE or len(rep.lines) >= _MAX_REPORT_LINES:
             self._close(rep)
         elif rep.policy == TRACE_POLICY:
@@ -308,6 +331,20 @@ class ConsoleAnalyzer:
                 self._close(rep)
         elif s.startswith("---[ end Kernel panic"):
             self._close(rep)
+
+    @staticmethod
+    def _stall_goes_on(rep: _Report) -> bool:
+        """A stall or lockup report whose stacks so far name nothing (the RCU grace-period
+        kthread's, the reporting interrupt's) goes on to the next stack, the stalled CPU's."""
+        if not rep.row.stall or stall_frame(rep.frames, rep.row.skip) is not None:
+            return False
+        if rep.grace is None:
+            rep.grace = _STALL_GRACE_LINES
+        rep.in_stack = False
+        rep.depth = []
+        rep.stack_frames = 0
+        rep.wait_task = False
+        return True
 
     def _absorb(self, rep: _Report, text: str, s: str) -> int:
         """Collect what the title needs from one line of a report; follow its stack."""
@@ -328,60 +365,82 @@ class ConsoleAnalyzer:
                 return 0
         if CALLTRACE_RE.match(text):
             rep.in_stack = True
-            rep.stack_no += 1
-            rep.stack_frames = 0
+            self._section(rep, s)
             rep.evidence = True
             return 0
         fm = FRAME_RE.match(text) if (text[:1] in " \t[" or rep.in_stack) else None
         if fm and (fm.group(3) or fm.group(4)):
-            in_irq = bool(rep.depth) and rep.depth[-1] != "TASK"
-            name = clean_func(fm.group(2))
-            rep.frames.append((name, fm.group(1) is None, in_irq, rep.stack_no if rep.in_stack else -1))
-            rep.stack_frames += 1
-            if rep.want_at and not rep.info.get("at"):
-                rep.info["at"] = name
+            self._frame(rep, fm.group(2), fm.group(1) is None, fm.group(4))
+            rep.foreign = 0
+            return 0
+        if text[:2] == "[<":
+            fm = ARM_FRAME_RE.match(text)
+            if fm:
+                self._frame(rep, fm.group(1), True, None)
+                return 0
+        if s.startswith(("RIP: ", "pc : ", "NIP ", "EIP: ", "PC is at ", "epc : ", "IP: ")):
+            m = RIP_RE.match(s)
+            if m and not m.group(1).startswith("0x"):
+                rep.stack_frames = 0     # a kernel context starts: its frames follow the registers
+                rep.frames.append(Frame(clean_func(m.group(1)), True, bool(rep.depth) and rep.depth[-1] != "TASK",
+                                        rep.stack_no, m.group(2), True))
             return 0
         if rep.in_stack and not rep.depth and rep.stack_frames and rep.policy == STACK_POLICY \
-                and not rep.stackless:
-            return _STACK_ENDED      # a stack without <TASK> markers ended before this line
-        if s.startswith(("RIP: ", "pc : ", "NIP ", "EIP: ")):
-            if rep.rip is None:
-                m = RIP_RE.match(s)
-                if m:
-                    rep.rip = clean_func(m.group(1))
-        elif s.startswith("CPU: "):
+                and not rep.stackless and not STACK_NOISE_RE.match(text):
+            # A stack without <TASK> markers ended before this line, unless the line is
+            # another printer's, interleaved (old kernels print no caller context).
+            if rep.ctx is not None or TAIL_RE.match(text) or rep.foreign >= _MAX_FOREIGN:
+                return _STACK_ENDED
+            rep.foreign += 1
+            return 0
+        if s.startswith("CPU: "):
             rep.evidence = True
-        elif rep.type == "LOCKDEP":
-            if not rep.info.get("at"):
-                if rep.want_at:
-                    m = AT_RE.search(s)
+        elif SECTION_RE.match(text):
+            self._section(rep, s)
+        body = rep.row.body
+        if body:
+            for pat, key in body:
+                if key[0] == "+":
+                    if key[1:] not in rep.info and pat.search(s):
+                        rep.want = key[1:]
+                elif key not in rep.info:
+                    m = pat.match(s)
                     if m:
-                        rep.info["at"] = clean_func(m.group(1))
-                elif ("is trying to acquire" in s or s.endswith("takes:") or "just changed the state" in s
-                      or "is trying to release lock" in s or "held by" in s or "still has locks held" in s):
-                    rep.want_at = True
-            if "file" not in rep.info:
-                m = RCU_FILE_RE.match(s)
+                        rep.info[key] = m.group(key) if key in pat.groupindex else m.group(0)
+            if rep.want and rep.want not in rep.info:
+                m = AT_RE.search(s)
                 if m:
-                    rep.info["file"] = m.group(1)
-        elif rep.type == "KASAN" and "access" not in rep.info:
-            m = ACCESS_RE.match(s)
-            if m:
-                rep.info["access"] = m.group(1)
+                    rep.info[rep.want] = clean_func(m.group(1))
         return 0
 
-    def _close(self, rep: _Report) -> None:
+    @staticmethod
+    def _section(rep: _Report, label: str) -> None:
+        rep.stack_no += 1
+        rep.stack_frames = 0
+        rep.sections.append(label)
+
+    @staticmethod
+    def _frame(rep: _Report, name: str, reliable: bool, path: str | None) -> None:
+        in_irq = bool(rep.depth) and rep.depth[-1] != "TASK"
+        name = clean_func(name)
+        rep.frames.append(Frame(name, reliable, in_irq, rep.stack_no, path))
+        rep.stack_frames += 1
+        if rep.want and rep.want not in rep.info:
+            rep.info[rep.want] = name
+
+    def _close(self, rep: _Report, tail: bool = True) -> None:
         """The report is complete: title it, record (or count) the finding, open its tail."""
         if self._active.get(rep.ctx) is rep:
             del self._active[rep.ctx]
-        if rep.info.get("generic") and not rep.evidence:
+        if (rep.row.generic and not rep.evidence) or (rep.row.confirm and rep.row.confirm not in rep.info):
             return      # a bare "BUG: ..." line without CPU or stack lines is no kernel report
-        title = report_title(rep.type, rep.info, rep.frames, rep.rip)
-        key = (rep.type, title)
+        t = report_title(rep.row, rep.info, rep.frames, rep.sections)
+        key = (rep.type, t.title)
         f = self._by_key.get(key)
         mine = None
         if f is None:
-            f = mine = Finding(KIND[rep.type], rep.type, title, rep.line, "\n".join(rep.lines), 1, [rep.line])
+            f = mine = Finding(KIND[rep.type], rep.type, t.title, rep.line, "\n".join(rep.lines), 1, [rep.line],
+                               corrupted=t.corrupted, alt_titles=list(t.alt))
             self._by_key[key] = f
             i = bisect.bisect_right([x.line for x in self.findings], rep.line)
             self.findings.insert(i, f)
@@ -390,9 +449,10 @@ class ConsoleAnalyzer:
             f.count += 1
             f.lines.append(rep.line)
             f.line = min(f.line, rep.line)
-        self._last_finding = f
-        self._last_finding_end = rep.last_seen
-        self._tails[rep.ctx] = _Tail(mine, rep.ctx, rep.last_seen, rep.multi_cpu)
+        if tail:
+            self._last_finding = f
+            self._last_finding_end = rep.last_seen
+            self._tails[rep.ctx] = _Tail(mine, rep.ctx, rep.last_seen, rep.multi_cpu)
 
     def _tail_line(self, no: int, ctx: str | None, text: str) -> None:
         tail = self._tails.get(ctx)
@@ -412,10 +472,13 @@ class ConsoleAnalyzer:
             tail.finding.report += "\n" + text.rstrip()
 
 
-def _continues(rep: _Report, type_: str) -> bool:
-    """Header-looking lines that are part of the open report: the "Oops:" line that follows
-    "BUG: unable to handle page fault" or "kernel BUG at" (see page_fault_oops(), die())."""
-    if type_ == "OOPS" and rep.type in ("PAGE_FAULT", "KERNEL_BUG", "BUG") and not rep.seen_oops:
+def _continues(rep: _Report, row: Row) -> bool:
+    """Header-looking lines that are part of the open report: the "Oops:" (or "invalid opcode:",
+    "Internal error:") line that follows "BUG: unable to handle page fault", "kernel BUG at"
+    or ARM's "Unhandled fault:" (see page_fault_oops(), die())."""
+    if row.type == "OOPS" and rep.type in ("PAGE_FAULT", "KERNEL_BUG", "BUG", "OOPS") and not rep.seen_oops \
+            and not (rep.type == "OOPS" and rep.row.title.startswith(("general", "divide", "int3", "stack", "PANIC",
+                                                                       "kernel stack", "Oops", "Internal"))):
         rep.seen_oops = True
         return True
     return False

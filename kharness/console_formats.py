@@ -1,19 +1,26 @@
-"""Kernel console report formats, as tables: what starts a report, what its lines look like.
+"""Kernel console report formats, as data: one table of report types, and the line shapes.
 
-In the style of syzkaller's pkg/report: the printk line prefixes (split_line), the
-header of every report type with its KIND and how it ends (match_header), and the
-shapes of the lines inside a report (stack frames, <TASK> markers, "Call Trace:",
-end markers) and of the lines that may follow it (TAIL_RE).  Pure: regexes and
-functions of one line; the streaming analyzer that applies them is console.py.
+In the style of syzkaller's pkg/report (its `oops` entries), written for this project:
+every report type is one row of FORMATS: the header that starts it, its Finding type
+(and so its kind), the title template, where the guilty frame is read from (the stack
+parts), the frames to skip on top of the shared skip lists (console_titles.py), and how
+the report ends.  Adding a report type is adding a row.  Also here: the printk line
+prefixes (split_line), the shapes of the lines inside a report (stack frames, <TASK>
+markers, "Call Trace:", section labels, end markers), what may follow a report
+(TAIL_RE), and the lines that look like headers but start no report (SUPPRESS).
+Pure: regexes, the table and functions of one line; the streaming analyzer that
+applies them is console.py.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 # Report type -> Finding.kind.
 KIND = {
     "HANG": "hang", "SOFTLOCKUP": "hang", "HARDLOCKUP": "hang", "RCU_STALL": "hang", "WQ_LOCKUP": "hang",
+    "NETDEV_WAIT": "hang",
     "WARNING": "warn", "LOCKDEP": "warn", "REFCOUNT": "warn", "MEMLEAK": "warn", "ATOMIC_SLEEP": "warn",
     "UBSAN": "warn", "KCSAN": "warn",
     "BUG": "crash", "KERNEL_BUG": "crash", "OOPS": "crash", "GPF": "crash", "PAGE_FAULT": "crash",
@@ -32,6 +39,7 @@ _PREFIX_RE = re.compile(
 _SYSLOG_RE = re.compile(
     r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:?\d\d|Z)?) \S+ kernel: ")
 TS_RE = re.compile(r"(?:<\d{1,3}>)?\[\s*\d+\.\d+\]")
+_GLUED_TS_RE = re.compile(r"\[\s*\d+\.\d{6}\]")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -47,69 +55,320 @@ def split_line(raw: str) -> tuple[str | None, bool, str]:
         m = _SYSLOG_RE.match(raw)
         if m:
             raw = raw[m.end():]
-    if raw[:1] in ("<", "["):
-        m = _PREFIX_RE.match(raw)
-        return m.group(2), m.group(1) is not None, raw[m.end():]
-    return None, False, raw
+    if raw[:1] not in ("<", "["):
+        # a kernel line glued to the end of a user-space one ("syzkaller login: [  417.7] rcu: ...")
+        i = raw.find("[", 1)
+        if i < 0 or not _GLUED_TS_RE.match(raw, i):
+            return None, False, raw
+        raw = raw[i:]
+    m = _PREFIX_RE.match(raw)
+    return m.group(2), m.group(1) is not None, raw[m.end():]
 
 
 # ---------------------------------------------------------------------------
-# Report headers.  Each pattern is matched against the message text.
+# How a report ends (see console.py): at the end of its stack, at "---[ end trace",
+# at the closing "=====" line, or (a block without a stack) at its first foreign line.
+STACK_POLICY, TRACE_POLICY, EQ_POLICY, BLOCK_POLICY = range(4)
 
-_HUNG_RE = re.compile(r"INFO: task (\S+):(\d+) blocked (?:in I/O wait )?for more than \d+ seconds")
-_SOFT_RE = re.compile(r"(?:watchdog: |NMI watchdog: )?BUG: soft lockup - CPU#\d+ stuck for")
-_HARD_RE = re.compile(r"(?:.*: )?Watchdog detected hard LOCKUP on cpu \d+")
-_RCU_RE = re.compile(r"(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?")
-_WQ_RE = re.compile(r"BUG: workqueue lockup")
-_KASAN_RE = re.compile(r"BUG: KASAN: ([\w-]+)(?: in ([\w.$]+))?")
-_KFENCE_RE = re.compile(r"BUG: KFENCE: (.*?) in ([\w.$]+)")
-_KMSAN_RE = re.compile(r"BUG: KMSAN: ([\w-]+) in ([\w.$]+)")
-_KCSAN_RE = re.compile(r"BUG: KCSAN: ([\w-]+) in ([\w.$]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: \[[\w-]+\])?"
-                       r"(?: / ([\w.$]+))?")
-_PF_RE = re.compile(r"BUG: (?:unable to handle (page fault|kernel paging request|kernel NULL pointer dereference)"
-                    r"|(kernel NULL pointer dereference))")
-_KBUG_RE = re.compile(r"kernel BUG at (\S+?)!?$")
-_OOPS_RE = re.compile(r"(?:Oops: )?(?:(general protection fault)|(divide error|invalid opcode|stack segment|int3)"
-                      r"|Oops)(?:: |, |\b).*?\[#\d+\]|Internal error: Oops|PANIC: double fault")
-_PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
-_UBSAN_RE = re.compile(r"UBSAN: ([\w-]+)")
-_MEMLEAK_RE = re.compile(r"(?:kmemleak: )?unreferenced object 0x[0-9a-f]+ \(size \d+\):")
-# __warn() in kernel/panic.c; the second shape is 6.19+, the last two are 3.x.
-_WARN_RES = (
-    re.compile(r"WARNING: CPU: \d+ PID: \d+ at (?:(\S+:\d+) )?([\w.$]+)"),
-    re.compile(r"WARNING: (?:(\S+:\d+) )?at ([\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[[\w-]+\])?, CPU#\d+: "),
-    re.compile(r"WARNING: at (\S+:\d+) ([\w.$]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\(\)"),
+
+class Row(NamedTuple):
+    """One report format.
+
+    header  matched (re.match) against a header line's message text, stripped, with a
+            "watchdog: "-like prefix removed; its named groups go into the title template
+    title   template: {frame} is the guilty frame, other {names} are header or body values
+    parts   where the frame is read from, in order: "rip" (RIP/pc lines), "trace" (the
+            first call trace), "header" / "body:KEY" (a function the header or a body
+            line names), "sec:REGEX" (the first stack section whose label matches)
+    skip    frames to skip in this report type on top of the shared lists
+    stall   the frame is chosen by the stall rule (the entry point the CPU loops under)
+    alt     category of the alternate titles ("hang" -> "hang in f"), "" for none
+    body    (regex, key) pairs: the first match of each in the report's lines -> info[key]
+    """
+    type: str
+    header: re.Pattern
+    title: str
+    end: int = STACK_POLICY
+    parts: tuple = ("rip", "trace")
+    skip: re.Pattern | None = None
+    stall: bool = False
+    alt: str = ""
+    stackless: bool = False     # no stack follows: the report ends at its first foreign line
+    need_stack: bool = True     # a report of this type without a stack is corrupted
+    generic: bool = False       # a bare header line without CPU or stack lines is no report
+    oneline: bool = False       # the report is its header line: it may be printed inside another report
+    confirm: str = ""           # a body key without which the header started no report
+    body: tuple = ()
+    lead: str = ""              # the header's first word (dispatch key), from the pattern if empty
+
+
+def _c(p: str) -> re.Pattern:
+    return re.compile(p)
+
+
+# Frames to skip per report type (the shared lists are in console_titles.py).
+# The locking primitives themselves (not the functions that take a lock: "rtnl_lock" names a bug).
+_LOCKING = (r"(?:__|_|do_)?raw_(?:spin|read|write)_\w+|(?:__)?(?:spin|read|write)_(?:lock|unlock|trylock)\w*"
+            r"|(?:__)?mutex_(?:lock|unlock|trylock)\w*|__mutex_\w+|(?:__)?down(?:_\w+)?|(?:__)?up_(?:read|write)\w*"
+            r"|\w*rwsem\w*|(?:__)?rt_mutex\w*|(?:__)?rt_spin\w*|percpu_(?:down|up)_\w+|__percpu_(?:down|up)\w*"
+            r"|(?:__)?lock_sock\w*|release_sock|(?:__)?local_bh_\w+|(?:__)?rcu_read_\w+|(?:__)?srcu_read_\w+"
+            r"|(?:__)?ww_mutex\w*|ldsem_\w+|(?:native_|__pv_)?queued_\w+|\w*_seqcount\w*|(?:__)?might_lock\w*"
+            r"|lock_(?:acquire|release|downgrade|is_held|acquired|contended)\w*|(?:__)?lockdep_\w+"
+            r"|(?:__)?(?:raw_)?spin_lock_init|__init_rwsem|__init_waitqueue_head|do_raw_\w+|_atomic_dec_and_\w+"
+            r"|atomic_dec_and_\w+|refcount_dec_and_\w+|fs_reclaim_\w+lock\w*")
+_HANG_SKIP = _c(r"(?!rtnl_lock$|synchronize_)(?:\w*sched\w*|\w*_lock\w*|\w*_slowlock\w*|\w*down\w*|\w*rwsem\w*|\w*completion\w*"
+                r"|\w*kthread\w*|\w*wait\w*|context_switch|__switch_to\w*|\w*cancel_\w*work\w*|\w*flush_work\w*"
+                r"|rcu_barrier\w*|do_read_cache_\w+|usb_(?:control|bulk|interrupt)_msg\w*|\w*mutex\w*|__lock_page\w*"
+                r"|\w*_sleep\w*|" + _LOCKING + ")")
+_ALLOC_SKIP = _c(r"\w*alloc\w*|kmem_cache\w*|\w*slab\w*|kmemleak\w*|\w*_noprof|kstrn?dup\w*|kmemdup\w*"
+                 r"|krealloc\w*|kzalloc\w*|kvzalloc\w*|kcalloc\w*|create_object\w*|\w*kmalloc\w*|kvmalloc\w*"
+                 r"|(?:__)?get_free_pages|\w*vmalloc\w*|\w*page_frag\w*|\w*fault_inject\w*|should_fail\w*")
+_LOCKDEP_SKIP = _c(_LOCKING)
+_PREEMPT_SKIP = _c(r"check_preemption_disabled|debug_smp_processor_id|__this_cpu_preempt_check|\w*this_cpu\w*")
+_WARN_SKIP = _c(r"\w*warn\w*")
+
+# WARNING: the shapes of __warn()'s line (the second is 6.19+, the last 3.x); path and function
+# are patterns, the function is read into "func".
+def _warn_re(path: str | None = None, func: str = r"[\w.$]+") -> re.Pattern:
+    p = path + r":\d+ " if path else r"(?:\S+:\d+ )?"
+    return _c(rf"WARNING: CPU: \d+ PID: \d+ at {p}(?P<wfunc0>{func})"
+              rf"|WARNING: {p}at (?:(?P<wfunc1>{func})\+0x|0x)[0-9a-f]+\S*(?: \[[\w-]+\])?, CPU#\d+:"
+              rf"|WARNING: at {p}(?P<wfunc2>{func})")
+
+
+def _kbug(path: str) -> re.Pattern:
+    return _c(r"kernel BUG at " + path + r"(?::\d+)?!?$")
+
+
+_W = dict(end=TRACE_POLICY)
+_DIE = r"(?::? [0-9a-f]{4,}(?: \[#\d+\])?|:? \[#\d+\]|$|,)"     # ": 0000 [#1]" of die()
+
+FORMATS: tuple[Row, ...] = (
+    # -- hangs and stalls ----------------------------------------------------------------------
+    Row("HANG", _c(r"INFO: task (?P<task>.*):(?P<pid>\d+) blocked (?:in I/O wait )?for more than \d+ seconds"),
+        "INFO: task hung in {frame}", parts=("trace",), skip=_HANG_SKIP, alt="hang"),
+    Row("HANG", _c(r"INFO: task (?P<task>.*):(?P<pid>\d+) can't die for more than \d+ seconds"),
+        "INFO: task can't die in {frame}", parts=("trace",), skip=_HANG_SKIP, alt="hang"),
+    # a task name with a newline in it: the rest of the header is on the next line
+    Row("HANG", _c(r"INFO: task (?!.*:\d+ (?:blocked|can't die) )"), "INFO: task hung in {frame}", parts=("trace",),
+        skip=_HANG_SKIP, alt="hang", confirm="blocked",
+        body=((r".*:\d+ (?P<blocked>blocked) (?:in I/O wait )?for more than \d+ seconds", "blocked"),)),
+    Row("RCU_STALL", _c(r"INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?"),
+        "INFO: rcu detected stall in {frame}", stall=True, alt="stall"),
+    Row("SOFTLOCKUP", _c(r"BUG: soft lockup - CPU#\d+ stuck for"),
+        "BUG: soft lockup in {frame}", stall=True, alt="stall"),
+    Row("HARDLOCKUP", _c(r"Watchdog detected hard LOCKUP on cpu \d+"),
+        "BUG: hard lockup in {frame}", stall=True, alt="stall", lead="Watchdog"),
+    Row("WQ_LOCKUP", _c(r"BUG: workqueue lockup"), "BUG: workqueue lockup", end=BLOCK_POLICY, parts=(),
+        stackless=True, need_stack=False),
+    Row("NETDEV_WAIT", _c(r"unregister_netdevice: waiting for \S+ to become free"),
+        "unregister_netdevice: waiting for DEV to become free", parts=(), stackless=True, need_stack=False,
+        oneline=True),
+
+    # -- sanitizers ----------------------------------------------------------------------------
+    Row("KASAN", _c(r"BUG: KASAN: double-free(?: or invalid-free)? in (?P<func>[\w.$]+)"),
+        "KASAN: invalid-free in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="invalid-free"),
+    Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)\S*(?: \[[\w-]+\])? at addr [0-9a-f]+"),
+        "KASAN: {what} in {frame} at addr ADDR", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access",
+        body=((r"(?P<access>Read|Write) of size \d+ at addr", "access"),)),
+    Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+)(?: in (?P<func>[\w.$]+))?"),
+        "KASAN: {what} {access} in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access",
+        body=((r"(?P<access>Read|Write) (?:of size|at addr)", "access"),)),
+    Row("KFENCE", _c(r"BUG: KFENCE: (?P<what>.*?) in (?P<func>[\w.$]+)"),
+        "KFENCE: {what} in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access"),
+    Row("KMSAN", _c(r"BUG: KMSAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)"),
+        "KMSAN: {what} in {frame}", end=EQ_POLICY, parts=("header", "trace")),
+    Row("KCSAN", _c(r"BUG: KCSAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?"
+                    r"(?: \[[\w-]+\])?(?: / (?P<func2>[\w.$]+))?"),
+        "KCSAN: {what} in {frame}{pair}", end=EQ_POLICY, parts=("header",), need_stack=False),
+    Row("KCSAN", _c(r"BUG: KCSAN: assert: race in (?P<func>[\w.$]+)"),
+        "KCSAN: assert: race in {frame}", end=EQ_POLICY, parts=("header",), need_stack=False),
+    Row("UBSAN", _c(r"UBSAN: Undefined behaviour in"), "UBSAN: undefined-behaviour in {frame}", end=TRACE_POLICY,
+        parts=("trace",)),
+    Row("UBSAN", _c(r"UBSAN: (?P<what>[\w-]+)"), "UBSAN: {what} in {frame}", end=TRACE_POLICY, parts=("trace",)),
+    Row("MEMLEAK", _c(r"unreferenced object 0x[0-9a-f]+ \(size \d+\):"), "memory leak in {frame}",
+        parts=("trace",), skip=_ALLOC_SKIP),
+
+    # -- lockdep and friends -------------------------------------------------------------------
+    Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible circular locking dependency detected"),
+        "possible deadlock in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
+        body=((r"is trying to acquire(?: lock)?:", "+at"),)),
+    Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible recursive locking detected"),
+        "possible deadlock in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
+        body=((r"is trying to acquire(?: lock)?:", "+at"),)),
+    Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): (?P<irq>\w+)-safe -> (?P=irq)-unsafe lock order detected"),
+        "possible deadlock in {frame}", parts=(r"sec:which became \S+-irq-safe at:", "trace"), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible irq lock inversion dependency detected"),
+        "possible deadlock in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
+        body=((r"just changed the state of lock:", "+at"),)),
+    Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): inconsistent lock state"),
+        "inconsistent lock state in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
+        body=((r"takes:$", "+at"),)),
+    Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|INFO): suspicious RCU usage"), "{head}: suspicious RCU usage in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|BUG): bad unlock balance detected!"),
+        "{head}: bad unlock balance in {frame}", parts=("body:at", "trace"),
+        body=((r"is trying to release lock", "+at"),)),
+    Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|BUG): held lock freed!"), "{head}: held lock freed in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|BUG): lock held when returning to user space!"),
+        "{head}: lock held when returning to user space in {frame}", parts=("body:at",), need_stack=False,
+        body=((r"lock(?:s)? held by ", "+at"),), stackless=True),
+    Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|BUG): \S+ still has locks held!"),
+        "{head}: still has locks held in {frame}", parts=("body:at", "trace"), need_stack=False,
+        body=((r"locks? held by ", "+at"),)),
+    Row("LOCKDEP", _c(r"WARNING: Nested lock was not taken"), "WARNING: nested lock was not taken in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"WARNING: bad contention detected!"), "WARNING: bad contention in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"WARNING: chain_key collision"), "WARNING: chain_key collision in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"\[ BUG: Invalid wait context \]"), "WARNING: locking bug in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP, lead="["),
+    Row("LOCKDEP", _c(r"INFO: trying to register non-static key"), "INFO: trying to register non-static key in {frame}",
+        parts=("trace",), skip=_LOCKDEP_SKIP),
+    Row("LOCKDEP", _c(r"BUG: MAX_(?P<what>\w+) too low!"), "BUG: MAX_{what} too low!", parts=(), stackless=True,
+        need_stack=False),
+    Row("LOCKDEP", _c(r"BUG: (?P<what>(?:spin|rw)lock (?:lockup suspected|already unlocked|bad magic|recursion"
+                      r"|wrong owner|wrong CPU|cpu recursion))"),
+        "BUG: {what} in {frame}", parts=("trace",), skip=_c(r"\w*spin\w*|\w*_lock\w*|\w*_unlock\w*|\w*rwlock\w*")),
+    Row("LOCKDEP", _c(r"BUG: using (?P<what>[\w.]+\(\)) in preemptible"), "BUG: using {what} in preemptible code in {frame}",
+        parts=("trace",), skip=_PREEMPT_SKIP),
+    Row("LOCKDEP", _c(r"BUG: workqueue leaked lock or atomic"), "BUG: workqueue leaked lock or atomic in {frame}",
+        parts=("body:fn", "trace"), body=((r"\s*last function: (?P<fn>[\w.$]+)", "fn"),)),
+    Row("ATOMIC_SLEEP", _c(r"BUG: (?P<what>sleeping function called from invalid context|scheduling while atomic"
+                           r"|scheduling in a non-blocking section)"),
+        "BUG: {what} in {frame}", parts=("trace",),
+        skip=_c(r"_*might_\w+|(?:__)?schedule\w*|__cond_resched\w*|_cond_resched\w*|preempt_schedule\w*"
+                r"|do_task_dead|schedule_debug|__schedule_bug|(?:__)?kmem_cache_\w+|(?:__)?k[mz]alloc\w*|kvmalloc\w*"
+                r"|krealloc\w*|(?:__)?slab_\w+|__slab_\w+")),
+
+    # -- warnings, by the file that warns --------------------------------------------------------
+    Row("WARNING", _warn_re(r"lib/debugobjects\.c"), "WARNING: ODEBUG bug in {frame}",
+        skip=_c(r"\w*debug_object\w*|debug_print_object|\w*_free\w*|\w*destroy\w*|\w*timer\w*|\w*work\w*"), **_W),
+    Row("REFCOUNT", _warn_re(r"lib/refcount\.c"), "WARNING: refcount bug in {frame}",
+        skip=_c(r"\w*refcount\w*|\w*_get\w*|\w*_put\w*|\w*_inc\w*|\w*_dec\w*|\w*_add\w*|\w*_sub\w*"), **_W),
+    Row("WARNING", _warn_re(r"kernel/locking/lockdep\.c"), "WARNING: locking bug in {frame}", skip=_LOCKDEP_SKIP,
+        **_W),
+    Row("WARNING", _warn_re(r"mm/(?:slab_common|util)\.c", r"k(?:v)?malloc\w*"),
+        "WARNING: kmalloc bug in {frame}", skip=_ALLOC_SKIP, **_W),
+    Row("WARNING", _warn_re(r"fs/proc/generic\.c"), "WARNING: proc registration bug in {frame}",
+        skip=_c(r"proc_\w+"), **_W),
+    Row("WARNING", _warn_re(r"lib/kobject\.c"), "WARNING: kobject bug in {frame}", skip=_c(r"kobject_\w+"), **_W),
+    Row("WARNING", _warn_re(r"mm/vmalloc\.c"), "WARNING: zero-size vmalloc in {frame}", skip=_ALLOC_SKIP, **_W),
+    Row("WARNING", _warn_re(r"mm/usercopy\.c"), "WARNING: bad usercopy in {frame}",
+        skip=_c(r"\w*usercopy\w*|check_\w+|__check_\w+|\w*copy_\w+"), **_W),
+    Row("WARNING", _warn_re(), "WARNING in {frame}", skip=_WARN_SKIP, **_W),
+    Row("WARNING", _c(r"WARNING: kernel stack (?P<what>regs|frame pointer) at \S+ in \S+ has bad (?P<v>'bp' )?value"),
+        "WARNING: kernel stack {what} has bad {v}value", parts=(), stackless=True, need_stack=False),
+
+    # -- oopses ----------------------------------------------------------------------------------
+    Row("PAGE_FAULT", _c(r"BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer dereference)"),
+        "BUG: unable to handle kernel NULL pointer dereference in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("PAGE_FAULT", _c(r"BUG: unable to handle (?:kernel paging request|page fault)"),
+        "BUG: unable to handle kernel paging request in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("PAGE_FAULT", _c(r"BUG: unable to handle kernel (?P<what>access to user memory)"),
+        "BUG: unable to handle kernel {what} in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("PAGE_FAULT", _c(r"BUG: unable to handle kernel$"), "BUG: unable to handle kernel", end=TRACE_POLICY,
+        parts=()),
+    Row("PAGE_FAULT", _c(r"Unable to handle kernel NULL pointer dereference"),
+        "BUG: unable to handle kernel NULL pointer dereference in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("PAGE_FAULT", _c(r"Unable to handle kernel (?:paging request|access to user memory|execute from non-executable"
+                         r"|write to read-only memory|read from unreadable memory)"),
+        "BUG: unable to handle kernel paging request in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("BUG", _c(r"BUG: (?:TASK )?stack guard page was hit"), "BUG: stack guard page was hit in {frame}",
+        end=TRACE_POLICY, alt="stack-overflow"),
+    Row("BUG", _c(r"BUG: Bad page (?P<what>state|map)"), "BUG: Bad page {what} in {frame}",
+        skip=_c(r"bad_page|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
+                r"|put_page\w*|release_pages|\w*pcp\w*|(?:__)?page_cache_release")),
+    Row("BUG", _c(r"BUG: Bad rss-counter state"), "BUG: Bad rss-counter state", parts=(), stackless=True,
+        need_stack=False),
+    Row("BUG", _c(r"BUG: Dentry .* still in use"), "BUG: Dentry still in use in {frame}",
+        skip=_c(r"umount_check|\w*shrink_dcache\w*|d_walk|\w*dentry\w*")),
+    Row("BUG", _c(r"BUG: sleeping function called"), "BUG: sleeping function called from invalid context in {frame}"),
+    Row("KERNEL_BUG", _kbug(r"lib/list_debug\.c"), "BUG: corrupted list in {frame}", end=TRACE_POLICY,
+        skip=_c(r"\w*list_\w+|__list\w*")),
+    Row("KERNEL_BUG", _kbug(r"mm/usercopy\.c"), "BUG: bad usercopy in {frame}", end=TRACE_POLICY,
+        skip=_c(r"\w*usercopy\w*|check_\w+|__check_\w+|\w*copy_\w+")),
+    Row("KERNEL_BUG", _c(r"kernel BUG at (?P<loc>\S+?)!?$"), "kernel BUG in {frame}", end=TRACE_POLICY,
+        skip=_c(r"\w*_panic|(?:__)?fortify_\w+|assertfail|rust_helper_BUG")),
+    Row("GPF", _c(r"general protection fault" + _DIE), "general protection fault in {frame}",
+        end=TRACE_POLICY, alt="bad-access"),
+    Row("OOPS", _c(r"(?:divide error|divide_error)" + _DIE), "divide error in {frame}", end=TRACE_POLICY,
+        lead="divide divide_error"),
+    Row("OOPS", _c(r"stack segment" + _DIE), "stack segment fault in {frame}", end=TRACE_POLICY),
+    Row("OOPS", _c(r"int3" + _DIE), "int3 in {frame}", end=TRACE_POLICY),
+    Row("OOPS", _c(r"invalid opcode" + _DIE), "invalid opcode in {frame}", end=TRACE_POLICY),
+    Row("OOPS", _c(r"PANIC: double fault"), "PANIC: double fault in {frame}", end=TRACE_POLICY, alt="stack-overflow"),
+    Row("OOPS", _c(r"kernel stack overflow"), "kernel stack overflow in {frame}", end=TRACE_POLICY,
+        alt="stack-overflow"),
+    Row("OOPS", _c(r"Internal error: "), "Internal error in {frame}", end=TRACE_POLICY, lead="Internal"),
+    Row("OOPS", _c(r"Unhandled fault: "), "Unhandled fault in {frame}", end=TRACE_POLICY, lead="Unhandled"),
+    Row("OOPS", _c(r"Alignment trap: "), "Alignment trap in {frame}", end=TRACE_POLICY, lead="Alignment"),
+    Row("OOPS", _c(r"Oops(?:: |, | - ).*?\[#\d+\]|Oops$"), "Oops in {frame}", end=TRACE_POLICY,
+        lead="Oops"),
+
+    # -- panics and the rest -------------------------------------------------------------------
+    Row("PANIC", _c(r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
+                    r"(?P<func>[\w.$]+)?"),
+        "kernel panic: stack is corrupted in {frame}", parts=("header", "trace"), lead="Kernel"),
+    Row("PANIC", _c(r"Kernel panic - not syncing: corrupted stack end detected inside scheduler"),
+        "kernel panic: corrupted stack end in {frame}", parts=("trace",), alt="stack-overflow", lead="Kernel",
+        skip=_c(r"\w*sched\w*|\w*wait\w*|\w*_lock\w*|\w*mutex\w*")),
+    Row("PANIC", _c(r"Kernel panic - not syncing: ?(?P<reason>.*)"), "kernel panic: {reason}", parts=(),
+        need_stack=False, lead="Kernel"),
+    Row("BUG", _c(r"VFS: Busy inodes after unmount"), "VFS: Busy inodes after unmount (use-after-free)", parts=(),
+        need_stack=False, lead="VFS:"),
+    Row("BUG", _c(r"VFS: Close: file count is 0"), "VFS: Close: file count is zero (use-after-free)", parts=(),
+        need_stack=False, lead="VFS:"),
+    Row("BUG", _c(r"INFO: (?P<what>Freed|Allocated) in (?P<func>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+ age=\d+ cpu=\d+ "
+                  r"pid=\d+"), "INFO: {what} in {frame} age=NUM cpu=NUM pid=NUM", parts=("header",),
+        need_stack=False, stackless=True),
+    Row("BUG", _c(r"BUG (?P<cache>[\w-]+) \((?:Not tainted|Tainted: [^)]*)\): (?P<what>.*)"), "BUG: {what} in {frame}",
+        generic=True),
+    Row("BUG", _c(r"BUG: (?P<what>.*)"), "BUG: {what} in {frame}", generic=True),
 )
-_LOCKDEP = {
-    # header text -> title template ({} = function)
-    "WARNING: possible circular locking dependency detected": "possible deadlock in {}",
-    "WARNING: possible recursive locking detected": "possible deadlock in {}",
-    "WARNING: possible irq lock inversion dependency detected": "possible deadlock in {}",
-    "WARNING: inconsistent lock state": "inconsistent lock state in {}",
-    "WARNING: suspicious RCU usage": "suspicious RCU usage at {}",
-    "WARNING: lock held when returning to user space!": "WARNING: lock held when returning to user space in {}",
-    "WARNING: bad unlock balance detected!": "WARNING: bad unlock balance in {}",
-    "WARNING: held lock freed!": "WARNING: held lock freed in {}",
-    "WARNING: Nested lock was not taken": "WARNING: nested lock was not taken in {}",
-    "WARNING: bad contention detected!": "WARNING: bad contention in {}",
-    "WARNING: chain_key collision": "WARNING: chain_key collision in {}",
-    "[ BUG: Invalid wait context ]": "BUG: Invalid wait context in {}",
-}
-_LOCKDEP_SAFE_RE = re.compile(r"WARNING: (\w+)-safe -> \1-unsafe lock order detected")
-_LOCKDEP_HELD_RE = re.compile(r"WARNING: \S+ still has locks held!")
-_LOCKDEP_MAX_RE = re.compile(r"BUG: MAX_\w+ too low!")
-_ATOMIC_RE = re.compile(r"BUG: (sleeping function called from invalid context|scheduling while atomic"
-                        r"|scheduling in a non-blocking section)")
-_SLUB_RE = re.compile(r"BUG ([\w-]+) \((?:Not tainted|Tainted: [^)]*)\): (.*)")
+
+# Lines that look like headers but start no report.
+SUPPRESS_RE = re.compile(r"""(?x)
+    INFO:\ lockdep\ is\ turned\ off | INFO:\ NMI\ handler\ .*took\ too\ long | INFO:\ Stall\ ended\ before
+  | INFO:\ task\ \S+\ (?:is\ )?blocked\ on | INFO:\ rcu_\w+\ detected\ expedited\ stalls?\ on\ CPUs/tasks:\ \{\ \}
+  | WARNING:\ Flushing\ system-wide | BUG:\ KASAN:\ bad\ access
+""")
+
+# Prefixes printed before some headers ("watchdog: BUG: soft lockup", "rcu: INFO: rcu_sched ...").
+_HEADER_PREFIX_RE = re.compile(r"(?:(?:NMI )?watchdog: |rcu: |kmemleak: |\S+ \S+: (?=WARNING: ))")
+
+
+def _leads(row: Row) -> list[str]:
+    """The first words a header of this row can start with (match_header dispatches on them)."""
+    if row.lead:
+        return row.lead.split()
+    pat = row.header.pattern
+    if pat.startswith(("(?:WARNING|\\[ INFO)", "(?:\\[ )?(?P<head>")):
+        return ["WARNING:", "BUG:", "INFO:", "["]
+    m = re.match(r"(?:\\\[|[\w:-])+", pat)
+    assert m, pat
+    lead = m.group(0).replace("\\", "")
+    return [lead]
+
+
+FORMATS = tuple(r._replace(body=tuple((_c(p), k) for p, k in r.body)) for r in FORMATS)
+_BY_LEAD: dict[str, list[Row]] = {}
+for _row in FORMATS:
+    for _k in _leads(_row):
+        _BY_LEAD.setdefault(_k.rstrip(":,"), []).append(_row)
 
 # Every header holds one of these ("[#" is in every die() line: "general protection fault: 0000 [#1]").
-KEYWORDS = ("BUG", "WARNING: ", "INFO: ", "Oops", "[#", "Kernel panic", "UBSAN: ", "unreferenced object", "LOCKUP")
+KEYWORDS = ("BUG", "WARNING: ", "INFO: ", "Oops", "[#", "Kernel panic", "UBSAN: ", "unreferenced object", "LOCKUP",
+            "unregister_netdevice", "Unable to handle", "Unhandled fault", "Alignment trap", "VFS: ")
 KEYWORD_RE = re.compile("|".join(map(re.escape, KEYWORDS)))
 
 # A panic caused by a report just printed (panic_on_warn, panic_on_oops, hung_task_panic, ...).
 CONSEQUENCE_PANIC_RE = re.compile(
     r"(?:Fatal exception|(?:\S+: )?panic_on_warn set|hung_task: blocked tasks|softlockup: hung tasks"
-    r"|Hard LOCKUP|hardlockup|RCU Stall|.*system warned too often|Oops)")
+    r"|Hard LOCKUP|hardlockup|RCU Stall|.*system warned too often|Oops|scheduling while atomic"
+    r"|stack-protector|corrupted stack end)")
 
 # ---------------------------------------------------------------------------
 # Report body.
@@ -118,15 +377,24 @@ FRAME_RE = re.compile(
     r"\s*(?:\[<?(?:0x)?[0-9a-f]+>?\]\s*){0,2}(\?\s+)?(?:\d+:)?([A-Za-z_.$][\w.$]*)"
     r"(\+0x[0-9a-f]+/0x[0-9a-f]+)?(?:\s+\[[\w-]+\])?(?:\s+(\S+\.(?:[chsS]|rs):\d+)(?::\d+)?)?"
     r"(?:\s+\[inline\])?(?:\s+\([A-Z]\))?\s*$")
-RIP_RE = re.compile(r"(?:RIP: [0-9a-f]{4}:|pc : |NIP \[[0-9a-f]+\] |EIP: )(?:\[<[0-9a-f]+>\] )?([\w.$]+)\+0x")
+# 32-bit ARM: "[<80c1e5e8>] (__schedule) from [<80c1eb20>] (schedule+0x60/0xdc)"
+ARM_FRAME_RE = re.compile(r"\s*\[<[0-9a-f]+>\] \(([\w.$]+)\) from \[<[0-9a-f]+>\]")
+# Lines inside a stack that are not frames (ARM register and exception-stack dumps).
+STACK_NOISE_RE = re.compile(r"\s*(?:r\d+:[0-9a-f]{8}|Exception stack\(|[0-9a-f]{4}: [0-9a-f]{8} |\.\.\.$"
+                            r"|R[A-Z0-9]{2}: |EFLAGS|Code: |FS: |CS: |CR2: |DR\d: |ORIG_RAX)")
+RIP_RE = re.compile(r"(?:RIP: [0-9a-f]{4}:|RIP: |pc : |NIP \[[0-9a-f]+\] |EIP: |PC is at |epc : |IP: )"
+                    r"(?:\[<[0-9a-f]+>\]\s+)*([\w.$]+)(?:\+0x|\s+(\S+\.(?:[chsS]|rs):\d+)|$|\s+\[inline\])")
 AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\] )?([\w.$]+)\+0x")
 MARKER_RE = re.compile(r"\s*(</?(?:TASK|IRQ|NMI|SOFTIRQ)>|<EOI>)\s*$")
-CALLTRACE_RE = re.compile(r"\s*(?:Call [Tt]race:|(?:kmemleak: )?\s*backtrace(?: \(crc [0-9a-f]+\))?:)")
+CALLTRACE_RE = re.compile(r"\s*(?:Call [Tt]race:|Backtrace:|(?:kmemleak: )?\s*backtrace(?: \(crc [0-9a-f]+\))?:"
+                          r"|stack backtrace:$)")
+# A labelled stack inside a report ("... which became HARDIRQ-irq-safe at:", "Allocated by task 1:").
+SECTION_RE = re.compile(r"\s*(?:\.\.\. (?:which became|acquired at|key at)|-> #\d+ |Allocated by task|Freed by task"
+                        r"|Last potentially related|Second to last potentially|Uninit was (?:created|stored)"
+                        r"|Local variable .* created at|Memory state around|\S.* at:$)")
 END_TRACE = "---[ end trace"
 EQ_LINE_RE = re.compile(r"\s*={20,}\s*$")
-RCU_FILE_RE = re.compile(r"(\S+:\d+) suspicious \S+ usage")
 _SUFFIX_RE = re.compile(r"(?:\.(?:isra|constprop|part|cold|llvm|lto_priv|clone)(?:\.\d+)*)+$")
-ACCESS_RE = re.compile(r"(Read|Write) of size")
 
 # Lines that may follow a completed report and still belong to it.
 TAIL_RE = re.compile(r"""(?x)
@@ -139,86 +407,36 @@ TAIL_RE = re.compile(r"""(?x)
   | \[<[0-9a-f]+>\] | \d+\.\d+\S*\ \#\d+ | \S+\ is\ leaving\ the\ kernel | $
 """)
 
-# How a report ends (see console.py): at the end of its stack, at "---[ end trace",
-# at the closing "=====" line, or (a block without a stack) at its first foreign line.
-STACK_POLICY, TRACE_POLICY, EQ_POLICY, BLOCK_POLICY = range(4)
-
 
 def clean_func(name: str) -> str:
     """A function name without the compiler's clone suffixes (.isra.0, .constprop.1, .cold, ...)."""
     return _SUFFIX_RE.sub("", name)
 
 
-def match_header(s: str):
-    """(type, completion policy, info) if s (a stripped message) starts a report, else None."""
-    m = _HUNG_RE.match(s)
+def match_header(s: str) -> tuple[Row, dict] | None:
+    """(row, header values) if s (a stripped message) starts a report, else None."""
+    m = _HEADER_PREFIX_RE.match(s)
     if m:
-        return "HANG", STACK_POLICY, {"task": m.group(1)}
-    if s.startswith("WARNING: "):
-        for r in _WARN_RES:
-            m = r.match(s)
-            if m:
-                loc, func = m.group(1), m.group(2)
-                type_ = "REFCOUNT" if loc and loc.startswith("lib/refcount.c") else "WARNING"
-                return type_, TRACE_POLICY, {"func": func, "loc": loc}
-        title = _LOCKDEP.get(s)
-        if title:
-            return "LOCKDEP", STACK_POLICY, {"title": title, "stackless": "returning to user" in s}
-        if _LOCKDEP_SAFE_RE.match(s):
-            return "LOCKDEP", STACK_POLICY, {"title": "possible deadlock in {}"}
-        if _LOCKDEP_HELD_RE.match(s):
-            return "LOCKDEP", STACK_POLICY, {"title": "WARNING: still has locks held in {}", "stackless": True}
+        s = s[m.end():]
+    if s.startswith("Oops: "):         # 6.x: "Oops: general protection fault, ...", "Oops: int3: 0000 [#1]"
+        found = _match(s[6:])
+        if found is not None and found[0].type in ("GPF", "OOPS"):
+            return found
+    return _match(s)
+
+
+def _match(s: str) -> tuple[Row, dict] | None:
+    rows = _BY_LEAD.get(s.split(" ", 1)[0].rstrip(":,"))
+    if rows is None:
         return None
-    if _SOFT_RE.match(s):
-        return "SOFTLOCKUP", STACK_POLICY, {}
-    if "LOCKUP" in s and _HARD_RE.match(s):
-        return "HARDLOCKUP", STACK_POLICY, {}
-    if _RCU_RE.match(s):
-        return "RCU_STALL", STACK_POLICY, {}
-    if s.startswith("BUG: "):
-        if _WQ_RE.match(s):
-            return "WQ_LOCKUP", BLOCK_POLICY, {"stackless": True}
-        m = _KASAN_RE.match(s)
+    for row in rows:
+        m = row.header.match(s)
         if m:
-            return "KASAN", EQ_POLICY, {"what": m.group(1), "func": m.group(2)}
-        m = _KFENCE_RE.match(s)
-        if m:
-            return "KFENCE", EQ_POLICY, {"what": m.group(1), "func": m.group(2)}
-        m = _KMSAN_RE.match(s)
-        if m:
-            return "KMSAN", EQ_POLICY, {"what": m.group(1), "func": m.group(2)}
-        m = _KCSAN_RE.match(s)
-        if m:
-            return "KCSAN", EQ_POLICY, {"what": m.group(1), "func": m.group(2), "func2": m.group(3)}
-        m = _PF_RE.match(s)
-        if m:
-            return "PAGE_FAULT", TRACE_POLICY, {"null": bool(m.group(2)) or m.group(1) == "kernel NULL pointer "
-                                                                                   "dereference"}
-        m = _ATOMIC_RE.match(s)
-        if m:
-            return "ATOMIC_SLEEP", STACK_POLICY, {"what": m.group(1)}
-        if _LOCKDEP_MAX_RE.match(s):
-            return "LOCKDEP", STACK_POLICY, {"title": s, "stackless": True}
-        return "BUG", STACK_POLICY, {"what": s[5:], "generic": True}
-    if s.startswith("[ BUG: ") and s in _LOCKDEP:
-        return "LOCKDEP", STACK_POLICY, {"title": _LOCKDEP[s]}
-    if s.startswith("kernel BUG at "):
-        m = _KBUG_RE.match(s)
-        return "KERNEL_BUG", TRACE_POLICY, {"loc": m.group(1) if m else ""}
-    if s.startswith("Kernel panic - not syncing"):
-        m = _PANIC_RE.match(s)
-        return "PANIC", STACK_POLICY, {"reason": m.group(1).strip() if m else ""}
-    if s.startswith("UBSAN: "):
-        return "UBSAN", TRACE_POLICY, {"what": _UBSAN_RE.match(s).group(1)}
-    if s.startswith("unreferenced object"):
-        return ("MEMLEAK", STACK_POLICY, {}) if _MEMLEAK_RE.match(s) else None
-    m = _OOPS_RE.match(s)
-    if m:
-        if m.group(1):
-            return "GPF", TRACE_POLICY, {}
-        what = m.group(2) or ("PANIC: double fault" if s.startswith("PANIC: double fault") else "Oops")
-        return "OOPS", TRACE_POLICY, {"what": "stack segment fault" if what == "stack segment" else what}
-    m = _SLUB_RE.match(s)
-    if m:
-        return "BUG", STACK_POLICY, {"what": m.group(2), "generic": True}
+            if SUPPRESS_RE.match(s):
+                return None
+            info = {k: v for k, v in m.groupdict().items() if v is not None}
+            for k in ("wfunc0", "wfunc1", "wfunc2"):
+                if k in info:
+                    info["func"] = info.pop(k)
+            return row, info
     return None

@@ -1,169 +1,287 @@
 """Report titles, by the convention kernel developers and syzbot dedupe by.
 
-"INFO: task hung in f", "WARNING in f", "possible deadlock in f", ..., where f is the
-first stack frame that says something (scheduler, locking, waiting, reporting and entry
-frames are skipped).  Pure: a report's type, header info, stack frames and faulting RIP
-in, its title out.
+"INFO: task hung in f", "WARNING in f", "possible deadlock in f", ...: the row of
+console_formats.FORMATS gives the template and where f, the guilty frame, is read from;
+f is the first frame there that is not generic infrastructure: the shared skip lists
+below (reporting, sanitizer, entry, interrupt, string and list-debug helpers, and
+whole directories such as lib/ and mm/kasan/ when the stack has file:line), then the
+row's own list (scheduler, locking and waiting frames for a hung task, ...).  Stalls
+and lockups take the entry point the looping CPU runs under (the syscall, work item,
+timer or packet handler), since the frames on top change from report to report.
+A report without such a frame is titled "... in corrupted" and flagged corrupted, as
+syzbot does.  Pure: a report's row, header values and stack frames in, title out.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-from .console_formats import clean_func
+from .console_formats import Row, clean_func
 
-# Frames that say nothing about the bug: scheduler, waiting, locking, reporting, entry.
-_SKIP_RE = re.compile(r"""(?x)
-    __schedule\w* | schedule(?:_\w+)? | io_schedule\w* | preempt_schedule\w* | _?_?cond_resched\w*
-  | context_switch | __switch_to\w* | finish_task_switch\w* | \w*wait\w* | \w*completion\w*
-  | \w*_lock\w* | \w*_unlock\w* | \w*_trylock\w* | \w*mutex\w* | \w*rwsem\w* | \w*spin\w* | rt_mutex\w*
-  | down\w* | __down\w* | \w*_down_\w+ | up_\w+ | \w*_up_(?:read|write)\w* | lock_acquire\w* | lock_release\w*
-  | __lock_\w+ | lockdep\w* | \w*_lockdep_\w* | validate_chain | check_prev_add\w* | check_noncircular
-  | \w*dump_stack\w* | show_\w+ | sched_show_task | print_\w+ | __print\w* | _?printk\w* | vprintk\w*
-  | __warn\w* | warn_\w+ | report_bug | handle_bug | do_error_trap | do_trap\w* | exc_\w+ | asm_\w+
-  | die\w* | __die\w* | oops_\w+ | panic\w* | nmi_\w+ | __nmi\w* | default_do_nmi | watchdog\w* | __watchdog\w*
-  | \w*kasan\w* | __asan\w* | kfence\w* | __kfence\w* | \w*kmsan\w* | __msan\w* | \w*ubsan\w* | kcsan\w* | __tsan\w*
-  | __might_\w+ | might_\w+ | \w*refcount\w* | check_\w+_object | __check_\w+
+
+class Frame(NamedTuple):
+    """A stack frame as console.py reads it."""
+    name: str             # function, clone suffixes removed
+    reliable: bool        # not printed as "? f+0x.."
+    irq: bool             # inside <IRQ>/<NMI>/<SOFTIRQ>
+    stack: int            # number of the stack section it is in (-1: before any)
+    path: str | None      # file:line when the kernel printed it
+    rip: bool = False     # from a RIP/pc line
+
+
+class Title(NamedTuple):
+    title: str
+    corrupted: bool = False
+    alt: tuple[str, ...] = ()
+
+
+# Frames that never name a bug: reporting, sanitizers, entry code, interrupts, helpers.
+_SKIP = re.compile(r"""(?x)
+    \w*dump_stack\w* | show_stack\w* | (?:__)?show_regs | show_trace\w* | sched_show_task | print_\w+ | __print\w*
+  | _?printk\w* | vprintk\w* | \w*_printk | dump_backtrace\w* | unwind_\w+ | __unwind_\w+ | arch_stack_walk
+  | stack_trace_\w+ | \w*save_stack\w* | __warn\w* | warn_slowpath\w* | report_bug | handle_bug | fixup_bug
+  | do_error_trap | do_trap\w* | do_invalid_op | do_int3\w* | do_general_protection | exc_\w+ | asm_exc_\w+
+  | die\w* | __die\w* | oops_\w+ | panic\w* | __panic\w* | bug_handler | \w*kasan\w* | check_memory_region\w*
+  | __asan\w* | \w*kmsan\w* | __msan\w* | \w*kfence\w* | \w*kcsan\w* | __tsan\w* | \w*ubsan\w* | __sanitizer\w*
+  | _*might_\w+ | should_fail\w* | fail_dump | __should_fail\w*
   | page_fault_oops | do_user_addr_fault | do_kern_addr_fault | kernelmode_fixup_or_oops | \w*bad_area\w*
-  | fixup_exception | handle_page_fault | spurious_kernel_fault | __bad_\w+
-  | entry_SYSCALL\w* | do_syscall_\w+ | x64_sys_call | syscall_\w+ | ret_from_fork\w* | kthread\w*
-  | worker_thread | smpboot_thread_fn | process_one_work | process_scheduled_works
-  | \w*sysvec_\w+ | common_interrupt | __common_interrupt | irq_exit\w* | __irq_exit\w* | handle_softirqs
-  | __do_softirq | do_softirq\w* | run_ksoftirqd | __run_timers?\w* | run_timer\w* | call_timer_fn
-  | hrtimer_\w+ | __hrtimer_\w+ | tick_\w+ | update_process_times | __sysvec\w* | __flush_smp_call\w*
-  | default_idle\w* | do_idle | cpu_startup_entry | start_secondary | common_startup_64 | x86_64_start_\w+
-  | start_kernel | rest_init | arch_cpu_idle\w* | cpuidle\w* | acpi_idle\w* | native_safe_halt | pv_native_safe_halt
-  | mem(?:cpy|set|move|cmp|chr)\w* | __mem(?:cpy|set|move)\w* | str(?:n?cpy|l?cat|n?len|n?cmp|chr|scpy)\w*
-  | _?copy_(?:to|from)_user\w* | __get_user\w* | __put_user\w* | rep_movs\w* | rep_stos\w*
-  | __pfx_\w+ | __cfi_\w+ | __x86_return_thunk | __x86_indirect_thunk\w*
+  | no_context | __do_page_fault | do_page_fault | page_fault | async_page_fault | fixup_exception
+  | handle_page_fault | spurious_kernel_fault | __do_kernel_fault | do_translation_fault | do_mem_abort
+  | do_DataAbort | do_PrefetchAbort | el1_\w+ | el0_\w+ | __dabt_\w+ | __pabt_\w+ | do_sea | do_bad_area
+  | entry_SYSCALL\w* | entry_SYSENTER\w* | entry_INT80\w* | do_syscall_\w+ | do_fast_syscall_32 | do_int80\w*
+  | x64_sys_call | ia32_sys_call | syscall_\w+ | ret_from_fork\w* | ret_fast_syscall | ret_from_syscall
+  | invoke_syscall | do_el0_svc\w* | el0_svc\w* | __sys_trace\w* | tracesys\w* | int_ret_from_sys_call
+  | \w*sysvec_\w+ | \w*apic_timer_interrupt | common_interrupt | __common_interrupt | irq_exit\w* | __irq_exit\w*
+  | hrtimer_interrupt | __hrtimer_run_queues | tick_\w+ | update_process_times | __sysvec\w* | __irq_svc
+  | \w*apic_timer_interrupt\w* | \w*_interrupt_entry\w*
+  | gic_handle_irq | __handle_domain_irq | handle_domain_irq | generic_handle_irq | arch_timer_handler\w*
+  | handle_percpu_devid_irq | irq_handler_entry | \w*_thunk | trace_hardirqs\w* | lockdep_hardirqs\w*
+  | mem(?:cpy|set|move|cmp|chr|scan)\w* | __mem(?:cpy|set|move)\w* | str(?:n?cpy|l?cat|n?len|n?cmp|chr|scpy|str)\w*
+  | _?copy_(?:to|from)_user\w* | __copy_(?:to|from)_user\w* | __get_user\w* | __put_user\w* | rep_movs\w*
+  | rep_stos\w* | copy_user_\w+ | __arch_copy_\w+ | raw_copy_\w+ | _?copy_(?:to|from)_iter\w*
+  | __list_\w+ | list_(?:add|del)\w* | \w*refcount_\w+ | arch_atomic\w* | atomic_\w+ | atomic64_\w+
+  | __read_once\w* | instrument_\w+ | test_and_\w+_bit | (?:__)?set_bit | (?:__)?clear_bit | test_bit
+  | __pfx_\w+ | __cfi_\w+ | __x86_return_thunk | __x86_indirect_thunk\w* | __sched_text_start | __startup_64
+  | lock_acquire\w* | lock_release\w* | __lock_acquire\w* | lock_is_held\w* | __lock_is_held\w* | lockdep_\w+
+  | debug_lockdep\w* | rcu_lockdep\w* | find_held_lock | mark_held_locks | check_\w+_usage | check_noncircular
+  | validate_chain | check_prev_add\w* | __bfs\w* | hlock_class | register_lock_class | look_up_lock_class
+  | __check_object_size | check_object_size | usercopy_\w+ | (?:__)?fortify_\w+ | dump_page | __dump_page | bad_page
+  | kobject_\w+ | debug_object\w* | debug_print_object | debug_check_no_\w+
 """)
-_SYSCALL_RE = re.compile(r"(?:__x64_|__ia32_|__arm64_|__se_|__do_|ksys_)(?:sys_)?\w+")
-_STALL_SKIP_RE = re.compile(r"\w*rcu\w*|\w*_stall\w*|cpu_relax")
-_ALLOC_SKIP_RE = re.compile(r"\w*alloc\w*|kmem_cache\w*|\w*slab\w*|kmemleak\w*|\w*_noprof|kstrn?dup\w*"
-                            r"|kmemdup\w*|krealloc\w*|kzalloc\w*|kvzalloc\w*|kcalloc\w*|create_object\w*")
-_HANG_ANCHORS = {"rtnl_lock": "rtnl_lock", "synchronize_rcu": "synchronize_rcu",
-                 "synchronize_srcu": "synchronize_rcu", "synchronize_net": "synchronize_rcu"}
+# Whole directories of infrastructure (when the stack has file:line).
+_SKIP_PATH = re.compile(r"(?:\S*/)?(?:lib/|mm/kasan/|mm/kmsan/|mm/kfence/|kernel/kcsan/|kernel/locking/"
+                        r"|include/asm-generic/|include/linux/atomic/|arch/\w+/include/asm/|kernel/printk/"
+                        r"|arch/\w+/lib/|include/linux/(?:instrumented|kasan|kcsan|kmsan)\S*\.h)")
+_SYSCALL = re.compile(r"(?:__(?:x64|ia32|arm64|riscv|s390x?|arm)_)?(?:__se_|__do_|__do_compat_|compat_|__se_compat_)?"
+                      r"(?:sys|SyS|ksys)_(\w+)")
+# Syscalls too general to name a stall: the frame they call names it ("snd_pcm_oss_write").
+_GENERAL_SYSCALLS = {"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
+                     "pwritev2", "ioctl", "compat_ioctl", "sendmsg", "sendto", "recvmsg", "recvfrom", "connect",
+                     "bind", "listen", "accept", "accept4", "setsockopt", "getsockopt", "splice", "sendfile",
+                     "sendfile64", "close", "mmap", "mmap_pgoff", "open", "openat", "socketcall", "ipc",
+                     "io_uring_enter", "exit_group_", "fsync", "fdatasync", "lseek", "llseek", "send", "recv"}
+# Frames a stalled CPU loops under whose callee names the stall: work items, timers, kthreads, packets.
+_STALL_ENTRY = re.compile(r"""(?x)
+    process_one_work | kthread | call_timer_fn | expire_timers | __run_timers?\w* | tasklet_action_common\w*
+  | __netif_receive_skb_core\w* | __netif_receive_skb_one_core | netif_receive_skb\w* | process_backlog
+  | __fput | ____fput | task_work_run | rtnetlink_rcv_msg | nfnetlink_rcv_msg | nfnetlink_rcv_batch
+  | netlink_dump | __run_hrtimer | run_timer_softirq | worker_thread | smpboot_thread_fn | do_one_initcall
+  | (?:__)?vfs_(?:read|write|readv|writev|iter_read|iter_write|ioctl|fsync\w*) | __kernel_(?:read|write)
+  | do_vfs_ioctl | sock_(?:sendmsg|recvmsg|ioctl|do_ioctl|write_iter|read_iter) | __sock_(?:sendmsg|recvmsg)
+  | __do_fault | cpu_startup_entry | do_idle | (?:__)?mmap_region | do_mmap\w*
+""")
+_COMPAT_IOCTL = re.compile(r"\w+_compat_ioctl")
+# Frames that name a stall themselves wherever they are.
+_STALL_SELF = re.compile(r"smp_call_function\w*")
+# Frames between an entry point and what it calls that name nothing.
+_WRAPPER = re.compile(r"""(?x)
+    (?:__)?vfs_\w+ | do_vfs_ioctl | vfs_ioctl | ksys_\w+ | __sys_\w+ | ___sys_\w+ | sock_\w+ | __sock_\w+
+  | do_iter_\w+ | new_sync_\w+ | do_readv\w* | do_writev\w* | do_loop_readv_writev | do_sys_\w+ | compat_\w+
+  | __do_sys_\w+ | __se_sys_\w+ | inet6?_\w+ | security_\w+ | fsnotify\w* | task_work_run | exit_to_\w+
+  | __fput | ____fput | rtnetlink_rcv\w* | nfnetlink_rcv\w* | netlink_rcv_skb | netlink_unicast\w*
+  | do_filp_open | path_openat | do_dentry_open | vfs_open | splice_\w+ | do_splice\w* | iter_file_\w+
+  | call_timer_fn | __run_timers?\w* | run_timer_softirq | expire_timers | process_one_work | worker_thread
+  | kthread | __do_softirq | handle_softirqs | do_softirq\w* | net_rx_action | __napi_poll | napi_\w+
+  | process_backlog | __netif_\w+ | netif_\w+ | tasklet_\w+ | __tasklet_\w+ | \w+_compat_ioctl
+  | vm_mmap_pgoff | do_mmap\w* | (?:__)?mmap_region
+""")
+# Stall and lockup reports: the frames of the reporting interrupt and the loop's innards.
+_STALL_SKIP = re.compile(r"\w*rcu\w*|\w*_stall\w*|cpu_relax|\w*nmi\w*|\w*backtrace\w*|\w*watchdog\w*"
+                         r"|native_\w+|\w*spin\w*|\w*_lock\w*|\w*_unlock\w*|\w*lock_acquire\w*|preempt_\w+"
+                         r"|(?:__)?schedule\w*|preempt_schedule\w*|sched_show_task|__cond_resched|_cond_resched|\w*hrtimer\w*|smp_call_function_\w*ipi\w*"
+                         r"|generic_exec_single|flush_smp_call_function\w*|\w*irqentry\w*|\w*irq_\w+|\w*_irq"
+                         r"|default_idle\w*|arch_cpu_idle\w*|cpuidle\w*|\w*safe_halt|__switch_to\w*|context_switch|finish_task_switch\w*|dump_cpu_task|asm_call_\w+|call_on_stack|\w*apic_timer_interrupt\w*|\w*_interrupt_entry\w*")
 
-# A stack frame as console.py reads it: name, reliable (no "?"), in irq/nmi, stack number.
-Frame = tuple[str, bool, bool, int]
-
-
-def report_title(type_: str, info: dict, frames: list[Frame], rip: str | None) -> str:
-    """The title of a report of type_ (its KIND key) with header info from match_header();
-    frames are (name, reliable, in irq/nmi, stack number) in stack order, rip the faulting function."""
-    t = type_
-    if t == "HANG":
-        return _with("INFO: task hung", _hang_frame(frames))
-    if t == "SOFTLOCKUP":
-        return _with("BUG: soft lockup", _frame(frames, rip, stall=True))
-    if t == "HARDLOCKUP":
-        return _with("BUG: hard lockup", _frame(frames, rip, stall=True))
-    if t == "RCU_STALL":
-        return _with("INFO: rcu detected stall", _frame(frames, rip, stall=True))
-    if t == "WQ_LOCKUP":
-        return "BUG: workqueue lockup"
-    if t == "WARNING":
-        return _with("WARNING", clean_func(info["func"]) if info.get("func") else _frame(frames, rip))
-    if t == "REFCOUNT":
-        return _with("WARNING: refcount bug", _frame(frames, rip))
-    if t == "LOCKDEP":
-        tmpl = info["title"]
-        if "{}" not in tmpl:
-            return tmpl
-        if tmpl.startswith("suspicious RCU usage"):
-            return tmpl.format(info["file"]) if info.get("file") else _with("suspicious RCU usage", _frame(frames))
-        what = info.get("at") or _frame(frames)
-        return tmpl.format(what) if what else tmpl.replace(" in {}", "")
-    if t == "ATOMIC_SLEEP":
-        return _with("BUG: " + info["what"], _frame(frames, alloc=True))
-    if t == "KASAN":
-        func = info.get("func")
-        if not func or _SKIP_RE.fullmatch(clean_func(func)):
-            func = _frame(frames) or func
-        head = f"KASAN: {info['what']} {info['access']}" if info.get("access") else f"KASAN: {info['what']}"
-        return _with(head, clean_func(func) if func else None)
-    if t in ("KFENCE", "KMSAN"):
-        return _with(f"{t}: {info['what']}", clean_func(info["func"]))
-    if t == "KCSAN":
-        return _with(f"KCSAN: {info['what']}",
-                     " / ".join(clean_func(f) for f in (info.get("func"), info.get("func2")) if f))
-    if t == "UBSAN":
-        return _with(f"UBSAN: {info['what']}", _frame(frames))
-    if t == "MEMLEAK":
-        return _with("memory leak", _frame(frames, alloc=True))
-    if t == "PAGE_FAULT":
-        head = "BUG: kernel NULL pointer dereference" if info.get("null") \
-            else "BUG: unable to handle kernel paging request"
-        return _with(head, _frame(frames, rip))
-    if t == "KERNEL_BUG":
-        return _with("kernel BUG", _frame(frames, rip) or info.get("loc"))
-    if t == "GPF":
-        return _with("general protection fault", _frame(frames, rip))
-    if t == "OOPS":
-        return _with(info["what"], _frame(frames, rip))
-    if t == "PANIC":
-        return "kernel panic: " + _panic_reason(info["reason"])
-    return _with("BUG: " + _bug_what(info["what"]), _frame(frames, rip))
+# Title-level names: what a frame is called in a title (the raw name goes into the alternate title).
+_CANONICAL = (
+    (re.compile(r"__(?:x64|ia32|arm64|riscv|s390x?)_sys_(\w+)"), r"sys_\1"),
+    (re.compile(r"(?:__se_|__do_|compat_)?(?:sys|SyS|ksys)_(\w+)"), r"\1"),
+    (re.compile(r"smp_call_function_(?:single|many)\w*"), "smp_call_function"),
+    (re.compile(r"synchronize_rcu_\w+|synchronize_sched\w*|(?:__)?synchronize_srcu\w*"), "synchronize_rcu"),
+)
 
 
-def _candidates(frames: list[Frame], rip: str | None) -> list[tuple[str, bool]]:
-    """Frames worth naming, in order: the faulting RIP (if given), then the first stack's task frames.
-    With CONFIG_UNWINDER_GUESS every frame is printed as unreliable ("? f+0x.."); a stack
-    without a single reliable frame is taken as it is."""
-    stacks = sorted({f[3] for f in frames})
-    first = next((s for s in stacks if s >= 0), stacks[0] if stacks else -1)
-    named = [(n, rel) for n, rel, irq, s in frames if s == first and not irq]
-    if not named:
-        named = [(n, rel) for n, rel, irq, s in frames]
-    if named and not any(rel for _, rel in named):
-        named = [(n, True) for n, _ in named]
-    return ([(rip, True)] if rip else []) + named
+def canonical(name: str) -> str:
+    for pat, rep in _CANONICAL:
+        m = pat.fullmatch(name)
+        if m:
+            return m.expand(rep)
+    return name
 
 
-def _frame(frames: list[Frame], rip: str | None = None, stall: bool = False, alloc: bool = False) -> str | None:
-    """The first frame that says something (rip, the faulting function, first if given);
-    syscall entry frames only when nothing better."""
-    cands = _candidates(frames, rip)
-    sys_frame = None
-    for name, reliable in cands:
-        if not reliable:
+def report_title(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> Title:
+    """The title of a report of format row: header and body values info, frames in stack
+    order, sections the label of every stack section (frames' stack indexes into it)."""
+    values = dict(info)
+    corrupted = False
+    raw = None
+    if "{frame}" in row.title:
+        raw, corrupted = _guilty(row, info, frames, sections)
+    if row.need_stack and not any(s for s in sections if _is_trace(s)) and not any(f.rip for f in frames):
+        corrupted = True
+    frame = canonical(raw) if raw else "corrupted"
+    title = _fill(row, values, frame)
+    alts = []
+    if raw and frame != raw:
+        alts.append(_fill(row, values, raw))
+    if row.alt:
+        alts += [f"{row.alt} in {frame}"] + ([f"{row.alt} in {raw}"] if raw and raw != frame else [])
+    return Title(title, corrupted, tuple(alts))
+
+
+def _fill(row: Row, values: dict, frame: str) -> str:
+    v = {k: _value(k, x) for k, x in values.items()}
+    v["frame"] = frame
+    v["pair"] = " / " + canonical(clean_func(values["func2"])) if values.get("func2") else ""
+    title = row.title
+    for k in re.findall(r"\{(\w+)\}", title):
+        title = title.replace("{" + k + "}", v.get(k, ""))
+    return re.sub(r"  +", " ", title).strip()
+
+
+def _value(key: str, x: str) -> str:
+    if key == "reason":
+        return _panic_reason(x)
+    if key == "what" and " " in x.strip():
+        return _bug_what(x)
+    return x
+
+
+def _is_trace(label: str) -> bool:
+    return label.lstrip().lower().startswith(("call trace", "backtrace", "stack backtrace", "kmemleak")) \
+        or "backtrace" in label
+
+
+def _skipped(f: Frame, row_skip: re.Pattern | None) -> bool:
+    return bool(_SKIP.fullmatch(f.name) or (row_skip is not None and row_skip.fullmatch(f.name))
+                or (f.path and _SKIP_PATH.match(f.path)))
+
+
+def _pick(cands: list[Frame], row_skip: re.Pattern | None) -> Frame | None:
+    for f in cands:
+        if f.reliable and not _skipped(f, row_skip):
+            return f
+    return None
+
+
+def _part(part: str, info: dict, frames: list[Frame], sections: list[str]) -> list[Frame]:
+    if part == "rip":
+        return [f for f in frames if f.rip]
+    if part == "header" or part.startswith("body:"):
+        name = info.get("func" if part == "header" else part[5:])
+        return [Frame(clean_func(name), True, False, -1, None)] if name else []
+    if part == "trace":
+        used = {f.stack for f in frames if not f.rip}
+        stack = next((i for i, s in enumerate(sections) if _is_trace(s) and i in used), None)
+        if stack is None:
+            return [f for f in frames if not f.rip and f.stack < 0]
+        return [f for f in frames if not f.rip and f.stack == stack]
+    if part.startswith("sec:"):
+        pat = re.compile(part[4:])
+        stack = next((i for i, s in enumerate(sections) if pat.search(s)), None)
+        return [f for f in frames if f.stack == stack and not f.rip] if stack is not None else []
+    raise ValueError(part)
+
+
+def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> tuple[str | None, bool]:
+    """(the guilty frame's name or None, corrupted)."""
+    if row.stall:
+        f = stall_frame(frames, row.skip)
+        return (f, False) if f else (None, True)
+    seen = []
+    for part in row.parts:
+        cands = _part(part, info, frames, sections)
+        seen += cands
+        f = _pick(cands, row.skip)
+        if f is not None:
+            return f.name, False
+    # CONFIG_UNWINDER_GUESS prints every frame as unreliable ("? f+0x.."); syzbot calls
+    # such a stack corrupted, but on this project's kernels it is the norm: read it as it is.
+    if seen and not any(f.reliable for f in seen if not f.rip and f.stack >= 0 or f.stack < 0):
+        f = _pick([f._replace(reliable=True) for f in seen], row.skip)
+        if f is not None:
+            return f.name, True
+    return None, True
+
+
+def stall_frame(frames: list[Frame], row_skip: re.Pattern | None) -> str | None:
+    """A stalled CPU's entry point: the syscall (or, for read/write/ioctl-like ones, what it
+    called), or what a work item, timer, kthread or packet handler ran; else the first frame
+    that says something below the reporting interrupt."""
+    seq = [f for f in frames if f.reliable]
+    if not seq:
+        seq = [f._replace(reliable=True) for f in frames]
+    for f in seq:
+        if _STALL_SELF.fullmatch(f.name):
+            return f.name
+    for i, f in enumerate(seq):
+        m = _SYSCALL.fullmatch(f.name)
+        if m:
+            if m.group(1) not in _GENERAL_SYSCALLS:
+                return f.name
+        elif not _STALL_ENTRY.fullmatch(f.name):
             continue
-        if _SKIP_RE.fullmatch(name) or (stall and _STALL_SKIP_RE.fullmatch(name)) \
-                or (alloc and _ALLOC_SKIP_RE.fullmatch(name)):
-            continue
-        if _SYSCALL_RE.fullmatch(name):
-            sys_frame = sys_frame or name
-            continue
-        return name
-    if sys_frame:
-        return re.sub(r"^(?:__x64_|__ia32_|__arm64_|__se_|__do_)", "", sys_frame)
-    for name, reliable in cands:
-        if reliable:
-            return name
-    return cands[0][0] if cands else None
+        g = _callee(seq, i, row_skip)
+        if g is not None:
+            return g
+    for f in seq:
+        if not _skipped(f, row_skip) and not _STALL_SKIP.fullmatch(f.name) and not _WRAPPER.fullmatch(f.name):
+            return f.name
+    return None
 
 
-def _hang_frame(frames: list[Frame]) -> str | None:
-    # Hung tasks wait in many places for one culprit: rtnl_lock and synchronize_rcu waiters
-    # are grouped under those names, as syzbot does.
-    for name, _ in _candidates(frames, None):
-        if name in _HANG_ANCHORS:
-            return _HANG_ANCHORS[name]
-    return _frame(frames)
-
-
-def _with(head: str, func: str | None) -> str:
-    return f"{head} in {func}" if func else head
+def _callee(seq: list[Frame], i: int, row_skip: re.Pattern | None) -> str | None:
+    """The nearest frame above seq[i] in the same stack that says something (a compat
+    ioctl handler only if nothing above it does)."""
+    soft = None
+    for j in range(i - 1, -1, -1):
+        g = seq[j]
+        if g.stack != seq[i].stack or g.irq != seq[i].irq:
+            break
+        if _skipped(g, row_skip) or _STALL_SKIP.fullmatch(g.name) or _SYSCALL.fullmatch(g.name):
+            pass
+        elif not _WRAPPER.fullmatch(g.name):
+            return g.name
+        elif soft is None and _COMPAT_IOCTL.fullmatch(g.name):
+            soft = g.name
+        if g.rip:
+            break
+    return soft
 
 
 def _panic_reason(reason: str) -> str:
     if reason.startswith("Attempted to kill init!"):
         return "Attempted to kill init!"
+    if reason.startswith("Fatal exception"):
+        return "Fatal exception"
+    reason = re.split(r" --- | for \S+ ---", reason)[0]
     reason = re.sub(r"\s*\b(?:exitcode|code|address|addr|pid)=\S+", "", reason)
     reason = re.sub(r"\b0x[0-9a-f]+\b", "ADDR", reason)
-    return reason.strip().rstrip(".") or "unknown"
+    reason = re.sub(r"\b\d+\b", "NUM", reason)
+    return reason.strip().rstrip(".").rstrip() or "unknown"
 
 
 def _bug_what(what: str) -> str:
-    what = re.split(r"[:,]| on CPU#| in process | for address| at ", what, maxsplit=1)[0]
+    what = re.split(r"[:,]| on CPU#| in process | for address| at |\s+\[| pfn:", what, maxsplit=1)[0]
     return what.strip().rstrip("!").strip()

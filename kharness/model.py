@@ -34,6 +34,8 @@ class Finding:
     report: str    # the report's lines, prefixes removed
     count: int = 1
     lines: list[int] = field(default_factory=list)   # start line of every occurrence
+    corrupted: bool = False   # the report was cut, interleaved or without a usable stack (syzbot's CORRUPTED)
+    alt_titles: list[str] = field(default_factory=list)   # other titles syzbot may give the same report
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "type": self.type, "title": self.title, "line": self.line,
