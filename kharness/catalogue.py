@@ -37,7 +37,16 @@ class Reproducer:
     args: tuple[str, ...] = ()
     timeout: int = 300
     expect: str = "pass"
+    progress: int = 0                 # seconds an operation may stay in flight (0: progress_bound's default)
     dir: Path = field(default=REPRO_DIR, compare=False)    # where source/script live (not a manifest field)
+
+    @property
+    def progress_bound(self) -> int | None:
+        """Seconds without progress before the job is a hang (C programs print the heartbeat;
+        scripts do not): the manifest's `progress`, else a tenth of its timeout, at least 30 s."""
+        if not self.source:
+            return None
+        return self.progress or max(30, self.timeout // 10)
 
     def applies_to(self, v: Variant) -> bool:
         if v.fstype not in self.filesystems and v.name not in self.filesystems:

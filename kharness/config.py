@@ -110,6 +110,7 @@ class RunConfig:
     tests: list[str] = field(default_factory=list)   # reproducer names (reproducers/manifest.yaml)
     repeat: int = 1
     warn_is_failure: bool = True
+    warn_action: str = "stop"           # a WARNING that fails the job ends it at once; continue: run on
     results: str = "results"
     suites: dict[str, Any] = field(default_factory=dict)   # suites' own sections (SECTIONS), by key
     baseline: BaselineConfig | None = None  # also run the jobs on the base without the series
@@ -132,7 +133,7 @@ SECTIONS: dict[str, Section] = {}
 
 def register_section(name: str, cls: type, check: Callable[[RunConfig, Path], None]) -> None:
     SECTIONS[name] = Section(cls, check)
-_VALID = {"vm.accel": {"auto", "kvm", "tcg"}, "apply": {"strict", "fuzzy"}}
+_VALID = {"vm.accel": {"auto", "kvm", "tcg"}, "apply": {"strict", "fuzzy"}, "warn_action": {"stop", "continue"}}
 _SIZE = re.compile(r"^\d+[KMGT]?$")
 # Run and variant names become path components on the host (results/<stamp>-<name>/,
 # jobs/<variant>/) and in the guest (/mnt/test/<variant>.<job>, removed with rm -rf):

@@ -107,32 +107,38 @@ def _c(p: str) -> re.Pattern:
 
 
 # Frames to skip per report type (the shared lists are in console_titles.py).
-# The locking primitives themselves (not the functions that take a lock: "rtnl_lock" names a bug).
-_LOCKING = (r"(?:__|_|do_)?raw_(?:spin|read|write)_\w+|(?:__)?(?:spin|read|write)_(?:lock|unlock|trylock)\w*"
+# The locking primitives themselves (not the functions that take a lock: "rtnl_lock" names a bug);
+# skipped in every report (console_titles.py).
+LOCKING = (r"(?:__|_|do_)?raw_(?:spin|read|write)_\w+|(?:__)?(?:spin|read|write)_(?:lock|unlock|trylock)\w*"
             r"|(?:__)?mutex_(?:lock|unlock|trylock)\w*|__mutex_\w+|(?:__)?down(?:_\w+)?|(?:__)?up_(?:read|write)\w*"
             r"|\w*rwsem\w*|(?:__)?rt_mutex\w*|(?:__)?rt_spin\w*|percpu_(?:down|up)_\w+|__percpu_(?:down|up)\w*"
             r"|(?:__)?lock_sock\w*|release_sock|(?:__)?local_bh_\w+|(?:__)?rcu_read_\w+|(?:__)?srcu_read_\w+"
             r"|(?:__)?ww_mutex\w*|ldsem_\w+|(?:native_|__pv_)?queued_\w+|\w*_seqcount\w*|(?:__)?might_lock\w*"
             r"|lock_(?:acquire|release|downgrade|is_held|acquired|contended)\w*|(?:__)?lockdep_\w+"
             r"|(?:__)?(?:raw_)?spin_lock_init|__init_rwsem|__init_waitqueue_head|do_raw_\w+|_atomic_dec_and_\w+"
-            r"|atomic_dec_and_\w+|refcount_dec_and_\w+|fs_reclaim_\w+lock\w*")
+            r"|atomic_dec_and_\w+|refcount_dec_and_\w+|osq_lock|osq_unlock|mutex_spin_on_owner\w*"
+           r"|rwsem_spin_on_owner\w*|mutex_optimistic_spin|mark_lock\w*|mark_usage|reacquire_held_locks"
+           r"|task_blocks_on_rt_mutex|mutex_remove_waiter|debug_mutex_\w+|(?:__)?lock_timer_base|lock_page\w*|__lock_page\w*|(?:__)?folio_lock\w*")
 _HANG_SKIP = _c(r"(?!rtnl_lock$|synchronize_)(?:\w*sched\w*|\w*_lock\w*|\w*_slowlock\w*|\w*down\w*|\w*rwsem\w*|\w*completion\w*"
                 r"|\w*kthread\w*|\w*wait\w*|context_switch|__switch_to\w*|\w*cancel_\w*work\w*|\w*flush_work\w*"
                 r"|rcu_barrier\w*|do_read_cache_\w+|usb_(?:control|bulk|interrupt)_msg\w*|\w*mutex\w*|__lock_page\w*"
-                r"|\w*_sleep\w*|" + _LOCKING + ")")
+                r"|\w*_sleep\w*|" + LOCKING + ")")
 _ALLOC_SKIP = _c(r"\w*alloc\w*|kmem_cache\w*|\w*slab\w*|kmemleak\w*|\w*_noprof|kstrn?dup\w*|kmemdup\w*"
                  r"|krealloc\w*|kzalloc\w*|kvzalloc\w*|kcalloc\w*|create_object\w*|\w*kmalloc\w*|kvmalloc\w*"
                  r"|(?:__)?get_free_pages|\w*vmalloc\w*|\w*page_frag\w*|\w*fault_inject\w*|should_fail\w*")
-_LOCKDEP_SKIP = _c(_LOCKING)
+_LOCKDEP_SKIP = None     # the locking primitives are skipped in every report
 _PREEMPT_SKIP = _c(r"check_preemption_disabled|debug_smp_processor_id|__this_cpu_preempt_check|\w*this_cpu\w*")
-_WARN_SKIP = _c(r"\w*warn\w*")
+# Functions that warn on their caller's behalf.
+_WARN_SKIP = _c(r"\w*warn\w*|drop_nlink|mark_buffer_dirty\w*|fast_dput|dput|rollback_registered\w*"
+                r"|unregister_netdevice_many\w*|dpm_sysfs_remove|devres_release_all|add_uevent_var|kobject_uevent\w*"
+                r"|__seqprop_assert|cleanup_srcu_struct|enqueue_to_backlog|kthread_insert_work_sanity_check")
 
 # WARNING: the shapes of __warn()'s line (the second is 6.19+, the last 3.x); path and function
 # are patterns, the function is read into "func".
 def _warn_re(path: str | None = None, func: str = r"[\w.$]+") -> re.Pattern:
     p = path + r":\d+ " if path else r"(?:\S+:\d+ )?"
-    return _c(rf"WARNING: CPU: \d+ PID: \d+ at {p}(?P<wfunc0>{func})"
-              rf"|WARNING: {p}at (?:(?P<wfunc1>{func})\+0x|0x)[0-9a-f]+\S*(?: \[[\w-]+\])?, CPU#\d+:"
+    return _c(rf"WARNING: CPU: \d+ PID: -?\d+ at {p}(?P<wfunc0>{func})"
+              rf"|WARNING: (?:\[.*?\] )?{p}at (?:(?P<wfunc1>{func})\+0x|0x)[0-9a-f]+\S*(?: \[[\w-]+\])?, CPU#\d+:"
               rf"|WARNING: at {p}(?P<wfunc2>{func})")
 
 
@@ -168,12 +174,13 @@ FORMATS: tuple[Row, ...] = (
     # -- sanitizers ----------------------------------------------------------------------------
     Row("KASAN", _c(r"BUG: KASAN: double-free(?: or invalid-free)? in (?P<func>[\w.$]+)"),
         "KASAN: invalid-free in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="invalid-free"),
-    Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)\S*(?: \[[\w-]+\])? at addr [0-9a-f]+"),
-        "KASAN: {what} in {frame} at addr ADDR", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access",
-        body=((r"(?P<access>Read|Write) of size \d+ at addr", "access"),)),
-    Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+)(?: in (?P<func>[\w.$]+))?"),
-        "KASAN: {what} {access} in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access",
+    Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?"
+                    r"(?: \[[\w-]+\])?(?P<addr> at addr [0-9a-f]+)?"),
+        "KASAN: {what} {access} in {frame}||KASAN: {what} in {rawfunc} at addr ADDR{addr}||KASAN: {what} in {frame}",
+        end=EQ_POLICY, parts=("header", "trace"), alt="bad-access",
         body=((r"(?P<access>Read|Write) (?:of size|at addr)", "access"),)),
+    Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+)"), "KASAN: {what} {access}||KASAN: {what}", end=EQ_POLICY, parts=(),
+        alt="bad-access", body=((r"(?P<access>Read|Write) (?:of size|at addr)", "access"),)),
     Row("KFENCE", _c(r"BUG: KFENCE: (?P<what>.*?) in (?P<func>[\w.$]+)"),
         "KFENCE: {what} in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access"),
     Row("KMSAN", _c(r"BUG: KMSAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)"),
@@ -187,7 +194,7 @@ FORMATS: tuple[Row, ...] = (
         parts=("trace",)),
     Row("UBSAN", _c(r"UBSAN: (?P<what>[\w-]+)"), "UBSAN: {what} in {frame}", end=TRACE_POLICY, parts=("trace",)),
     Row("MEMLEAK", _c(r"unreferenced object 0x[0-9a-f]+ \(size \d+\):"), "memory leak in {frame}",
-        parts=("trace",), skip=_ALLOC_SKIP),
+        parts=("trace",), skip=_c(_ALLOC_SKIP.pattern + r"|pcpu_\w+|sget_userns")),
 
     # -- lockdep and friends -------------------------------------------------------------------
     Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible circular locking dependency detected"),
@@ -258,6 +265,8 @@ FORMATS: tuple[Row, ...] = (
     Row("WARNING", _warn_re(r"mm/vmalloc\.c"), "WARNING: zero-size vmalloc in {frame}", skip=_ALLOC_SKIP, **_W),
     Row("WARNING", _warn_re(r"mm/usercopy\.c"), "WARNING: bad usercopy in {frame}",
         skip=_c(r"\w*usercopy\w*|check_\w+|__check_\w+|\w*copy_\w+"), **_W),
+    Row("WARNING", _warn_re(r"drivers/usb/core/urb\.c"), "WARNING in {frame}/usb_submit_urb",
+        skip=_c(r"usb_\w+|\w*_urb\w*"), **_W),
     Row("WARNING", _warn_re(), "WARNING in {frame}", skip=_WARN_SKIP, **_W),
     Row("WARNING", _c(r"WARNING: kernel stack (?P<what>regs|frame pointer) at \S+ in \S+ has bad (?P<v>'bp' )?value"),
         "WARNING: kernel stack {what} has bad {v}value", parts=(), stackless=True, need_stack=False),
@@ -273,13 +282,16 @@ FORMATS: tuple[Row, ...] = (
         parts=()),
     Row("PAGE_FAULT", _c(r"Unable to handle kernel NULL pointer dereference"),
         "BUG: unable to handle kernel NULL pointer dereference in {frame}", end=TRACE_POLICY, alt="bad-access"),
-    Row("PAGE_FAULT", _c(r"Unable to handle kernel (?:paging request|access to user memory|execute from non-executable"
-                         r"|write to read-only memory|read from unreadable memory)"),
-        "BUG: unable to handle kernel paging request in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("PAGE_FAULT", _c(r"Unable to handle kernel (?P<what>access to user memory)"),
+        "BUG: unable to handle kernel {what} in {frame}", end=TRACE_POLICY, alt="bad-access"),
+    Row("PAGE_FAULT", _c(r"(?:BUG: )?Unable to handle kernel (?:paging request|execute from non-executable"
+                         r"|write to read-only memory|read from unreadable memory|data access|instruction fetch)"),
+        "BUG: unable to handle kernel paging request in {frame}", end=TRACE_POLICY, alt="bad-access",
+        lead="BUG Unable"),
     Row("BUG", _c(r"BUG: (?:TASK )?stack guard page was hit"), "BUG: stack guard page was hit in {frame}",
-        end=TRACE_POLICY, alt="stack-overflow"),
+        end=TRACE_POLICY, alt="stack-overflow", stall=True),
     Row("BUG", _c(r"BUG: Bad page (?P<what>state|map)"), "BUG: Bad page {what} in {frame}",
-        skip=_c(r"bad_page|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
+        skip=_c(r"bad_page|folios?_put\w*|skb_release_data|skb_free_head|page_pool_\w+|__folio_put\w*|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
                 r"|put_page\w*|release_pages|\w*pcp\w*|(?:__)?page_cache_release")),
     Row("BUG", _c(r"BUG: Bad rss-counter state"), "BUG: Bad rss-counter state", parts=(), stackless=True,
         need_stack=False),
@@ -291,8 +303,9 @@ FORMATS: tuple[Row, ...] = (
     Row("KERNEL_BUG", _kbug(r"mm/usercopy\.c"), "BUG: bad usercopy in {frame}", end=TRACE_POLICY,
         skip=_c(r"\w*usercopy\w*|check_\w+|__check_\w+|\w*copy_\w+")),
     Row("KERNEL_BUG", _c(r"kernel BUG at (?P<loc>\S+?)!?$"), "kernel BUG in {frame}", end=TRACE_POLICY,
-        skip=_c(r"\w*_panic|(?:__)?fortify_\w+|assertfail|rust_helper_BUG")),
-    Row("GPF", _c(r"general protection fault" + _DIE), "general protection fault in {frame}",
+        skip=_c(r"\w*_panic|(?:__)?fortify_\w+|assertfail|rust_helper_BUG|skb_(?:put|push|pull)|__phys_addr"
+                r"|__check_heap_object|folio_unlock|unlock_page")),
+    Row("GPF", _c(r"general protection fault\b"), "general protection fault in {frame}",
         end=TRACE_POLICY, alt="bad-access"),
     Row("OOPS", _c(r"(?:divide error|divide_error)" + _DIE), "divide error in {frame}", end=TRACE_POLICY,
         lead="divide divide_error"),
@@ -301,7 +314,7 @@ FORMATS: tuple[Row, ...] = (
     Row("OOPS", _c(r"invalid opcode" + _DIE), "invalid opcode in {frame}", end=TRACE_POLICY),
     Row("OOPS", _c(r"PANIC: double fault"), "PANIC: double fault in {frame}", end=TRACE_POLICY, alt="stack-overflow"),
     Row("OOPS", _c(r"kernel stack overflow"), "kernel stack overflow in {frame}", end=TRACE_POLICY,
-        alt="stack-overflow"),
+        alt="stack-overflow", stall=True),
     Row("OOPS", _c(r"Internal error: "), "Internal error in {frame}", end=TRACE_POLICY, lead="Internal"),
     Row("OOPS", _c(r"Unhandled fault: "), "Unhandled fault in {frame}", end=TRACE_POLICY, lead="Unhandled"),
     Row("OOPS", _c(r"Alignment trap: "), "Alignment trap in {frame}", end=TRACE_POLICY, lead="Alignment"),
@@ -310,11 +323,11 @@ FORMATS: tuple[Row, ...] = (
 
     # -- panics and the rest -------------------------------------------------------------------
     Row("PANIC", _c(r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
-                    r"(?P<func>[\w.$]+)?"),
+                    r"(?P<func>[A-Za-z_][\w.$]*)?"),
         "kernel panic: stack is corrupted in {frame}", parts=("header", "trace"), lead="Kernel"),
     Row("PANIC", _c(r"Kernel panic - not syncing: corrupted stack end detected inside scheduler"),
         "kernel panic: corrupted stack end in {frame}", parts=("trace",), alt="stack-overflow", lead="Kernel",
-        skip=_c(r"\w*sched\w*|\w*wait\w*|\w*_lock\w*|\w*mutex\w*")),
+        stall=True),
     Row("PANIC", _c(r"Kernel panic - not syncing: ?(?P<reason>.*)"), "kernel panic: {reason}", parts=(),
         need_stack=False, lead="Kernel"),
     Row("BUG", _c(r"VFS: Busy inodes after unmount"), "VFS: Busy inodes after unmount (use-after-free)", parts=(),
@@ -337,7 +350,8 @@ SUPPRESS_RE = re.compile(r"""(?x)
 """)
 
 # Prefixes printed before some headers ("watchdog: BUG: soft lockup", "rcu: INFO: rcu_sched ...").
-_HEADER_PREFIX_RE = re.compile(r"(?:(?:NMI )?watchdog: |rcu: |kmemleak: |\S+ \S+: (?=WARNING: ))")
+_HEADER_PREFIX_RE = re.compile(r"(?:(?:NMI )?watchdog: |rcu: |kmemleak: |\S+ \S+: (?=WARNING: )|\S+ login: "
+                               r"|kasan: GPF could be caused by .*?access(?=general protection))")
 
 
 def _leads(row: Row) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .console_formats import Row, clean_func
+from .console_formats import LOCKING, Row, clean_func
 
 
 class Frame(NamedTuple):
@@ -39,8 +39,8 @@ class Title(NamedTuple):
 # Frames that never name a bug: reporting, sanitizers, entry code, interrupts, helpers.
 _SKIP = re.compile(r"""(?x)
     \w*dump_stack\w* | show_stack\w* | (?:__)?show_regs | show_trace\w* | sched_show_task | print_\w+ | __print\w*
-  | _?printk\w* | vprintk\w* | \w*_printk | dump_backtrace\w* | unwind_\w+ | __unwind_\w+ | arch_stack_walk
-  | stack_trace_\w+ | \w*save_stack\w* | __warn\w* | warn_slowpath\w* | report_bug | handle_bug | fixup_bug
+  | _?printk\w* | vprintk\w* | \w*_printk | dump_backtrace\w* | arch_stack_walk
+  | stack_trace_\w+ | \w*save_stack\w* | unwind_backtrace | walk_stackframe | __warn\w* | warn_slowpath\w* | report_bug | handle_bug | fixup_bug
   | do_error_trap | do_trap\w* | do_invalid_op | do_int3\w* | do_general_protection | exc_\w+ | asm_exc_\w+
   | die\w* | __die\w* | oops_\w+ | panic\w* | __panic\w* | bug_handler | \w*kasan\w* | check_memory_region\w*
   | __asan\w* | \w*kmsan\w* | __msan\w* | \w*kfence\w* | \w*kcsan\w* | __tsan\w* | \w*ubsan\w* | __sanitizer\w*
@@ -48,7 +48,7 @@ _SKIP = re.compile(r"""(?x)
   | page_fault_oops | do_user_addr_fault | do_kern_addr_fault | kernelmode_fixup_or_oops | \w*bad_area\w*
   | no_context | __do_page_fault | do_page_fault | page_fault | async_page_fault | fixup_exception
   | handle_page_fault | spurious_kernel_fault | __do_kernel_fault | do_translation_fault | do_mem_abort
-  | do_DataAbort | do_PrefetchAbort | el1_\w+ | el0_\w+ | __dabt_\w+ | __pabt_\w+ | do_sea | do_bad_area
+  | do_DataAbort | do_PrefetchAbort | el1_\w+ | el0_(?!svc_naked)\w+ | do_sea | do_bad_area
   | entry_SYSCALL\w* | entry_SYSENTER\w* | entry_INT80\w* | do_syscall_\w+ | do_fast_syscall_32 | do_int80\w*
   | x64_sys_call | ia32_sys_call | syscall_\w+ | ret_from_fork\w* | ret_fast_syscall | ret_from_syscall
   | invoke_syscall | do_el0_svc\w* | el0_svc\w* | __sys_trace\w* | tracesys\w* | int_ret_from_sys_call
@@ -62,13 +62,31 @@ _SKIP = re.compile(r"""(?x)
   | rep_stos\w* | copy_user_\w+ | __arch_copy_\w+ | raw_copy_\w+ | _?copy_(?:to|from)_iter\w*
   | __list_\w+ | list_(?:add|del)\w* | \w*refcount_\w+ | arch_atomic\w* | atomic_\w+ | atomic64_\w+
   | __read_once\w* | instrument_\w+ | test_and_\w+_bit | (?:__)?set_bit | (?:__)?clear_bit | test_bit
+  | invalid_op | error_entry | error_exit | retint_kernel | ret_from_intr | \w*_trap_handler
   | __pfx_\w+ | __cfi_\w+ | __x86_return_thunk | __x86_indirect_thunk\w* | __sched_text_start | __startup_64
   | lock_acquire\w* | lock_release\w* | __lock_acquire\w* | lock_is_held\w* | __lock_is_held\w* | lockdep_\w+
   | debug_lockdep\w* | rcu_lockdep\w* | find_held_lock | mark_held_locks | check_\w+_usage | check_noncircular
   | validate_chain | check_prev_add\w* | __bfs\w* | hlock_class | register_lock_class | look_up_lock_class
   | __check_object_size | check_object_size | usercopy_\w+ | (?:__)?fortify_\w+ | dump_page | __dump_page | bad_page
-  | kobject_\w+ | debug_object\w* | debug_print_object | debug_check_no_\w+
+  | kobject_\w+ | debug_object\w* | debug_print_object | debug_check_no_\w+ | \w+_is_static_object
+  | string | hex_string | pointer | vsnprintf | v?sn?printf | v?scnprintf | kvasprintf\w* | kasprintf\w*
+  | hex_dump_to_buffer | print_hex_dump\w* | crc\w* | \w+_crc\d*\w* | aes_\w+ | read_word_at_a_time
+  | (?:__)?wake_up\w* | finish_wait | prepare_to_wait\w* | autoremove_wake_function | default_wake_function
+  | try_to_wake_up | wait_for_completion\w* | (?:__)?wait_for_common\w* | do_wait_for_common | kthread_stop\w*
+  | device_(?:del|unregister|release)\w* | (?:__)?sysfs_remove_\w+ | (?:__)?kernfs_remove\w*
+  | usb_kill_urb | usb_kill_anchored_urbs | usb_poison_urb | usb_hcd_\w+
+  | kfree_skb\w* | __kfree_skb\w* | kv?free | kfree_sensitive | kzfree | kmem_cache_free\w* | __kmem_cache_free\w*
+  | slab_free\w* | __slab_free\w* | (?:__)?kmalloc\w* | (?:__)?kmem_cache_alloc\w* | k[zc]alloc\w* | kvmalloc\w*
+  | kvzalloc\w* | krealloc\w* | ___?slab_alloc\w* | slab_alloc\w* | \w+_noprof
+  | (?:__)?try_to_del_timer\w* | del_timer\w* | (?:__)?timer_delete\w* | insert_work | __queue_work
+  | queue_work_on | __queue_delayed_work | queue_delayed_work_on | (?:__)?flush_work | (?:__)?cancel_work\w*
+  | (?:__)?rb_\w+ | xas_\w+ | xa_\w+ | (?:__)?idr_\w+ | ida_\w+ | rhashtable_\w+ | __rhashtable_\w+ | iput
+  | check_panic_on_warn | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
+  | try_to_grab_pending | (?:__)?alloc_pages\w* | __alloc_frozen_pages\w* | _*kmalloc_large\w* | free_large_kmalloc
+  | (?:__)?vmalloc\w* | __vmalloc_node\w* | \w*copy\w*_to_iter\w* | aesti_\w+ | sk_stop_timer\w* | __mod_timer | mod_timer
+  | do_tag_check_fault | el1h_\w+ | el1t_\w+ | do_mem_abort | do_bad_area | __do_kernel_fault
 """)
+_LOCKING = re.compile(LOCKING)
 # Whole directories of infrastructure (when the stack has file:line).
 _SKIP_PATH = re.compile(r"(?:\S*/)?(?:lib/|mm/kasan/|mm/kmsan/|mm/kfence/|kernel/kcsan/|kernel/locking/"
                         r"|include/asm-generic/|include/linux/atomic/|arch/\w+/include/asm/|kernel/printk/"
@@ -153,8 +171,12 @@ def report_title(row: Row, info: dict, frames: list[Frame], sections: list[str])
 def _fill(row: Row, values: dict, frame: str) -> str:
     v = {k: _value(k, x) for k, x in values.items()}
     v["frame"] = frame
+    if values.get("func"):
+        v["rawfunc"] = re.sub(r"\d+", "NUM", values["func"])
     v["pair"] = " / " + canonical(clean_func(values["func2"])) if values.get("func2") else ""
-    title = row.title
+    # "A||B": the first template whose values are all known
+    templates = row.title.split("||")
+    title = next((t for t in templates if all(k in v for k in re.findall(r"\{(\w+)\}", t))), templates[-1])
     for k in re.findall(r"\{(\w+)\}", title):
         title = title.replace("{" + k + "}", v.get(k, ""))
     return re.sub(r"  +", " ", title).strip()
@@ -163,6 +185,8 @@ def _fill(row: Row, values: dict, frame: str) -> str:
 def _value(key: str, x: str) -> str:
     if key == "reason":
         return _panic_reason(x)
+    if key == "addr":
+        return ""            # only whether the header had it
     if key == "what" and " " in x.strip():
         return _bug_what(x)
     return x
@@ -174,7 +198,7 @@ def _is_trace(label: str) -> bool:
 
 
 def _skipped(f: Frame, row_skip: re.Pattern | None) -> bool:
-    return bool(_SKIP.fullmatch(f.name) or (row_skip is not None and row_skip.fullmatch(f.name))
+    return bool(_SKIP.fullmatch(f.name) or _LOCKING.fullmatch(f.name) or (row_skip is not None and row_skip.fullmatch(f.name))
                 or (f.path and _SKIP_PATH.match(f.path)))
 
 
