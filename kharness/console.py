@@ -37,7 +37,7 @@ from collections import deque
 
 from .console_formats import (
     ARM_FRAME_RE, AT_RE, CALLTRACE_RE, CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, FRAME_RE,
-    KEYWORD_RE, KEYWORDS, KIND, MARKER_RE, RIP_RE, SECTION_RE, STACK_NOISE_RE, STACK_POLICY, TAIL_RE, TRACE_POLICY,
+    KEYWORD_RE, KEYWORDS, KIND, MARKER_RE, RIP_RE, SECTION_RE, STACK_FOLLOW_RE, STACK_NOISE_RE, STACK_POLICY, TAIL_RE, TRACE_POLICY,
     TS_RE, Row, clean_func, match_header, split_line,
 )
 from .console_titles import Frame, report_title, stall_frame
@@ -389,7 +389,7 @@ class ConsoleAnalyzer:
                 and not rep.stackless and not STACK_NOISE_RE.match(text):
             # A stack without <TASK> markers ended before this line, unless the line is
             # another printer's, interleaved (old kernels print no caller context).
-            if rep.ctx is not None or TAIL_RE.match(text) or rep.foreign >= _MAX_FOREIGN:
+            if rep.ctx is not None or STACK_FOLLOW_RE.match(text) or rep.foreign >= _MAX_FOREIGN:
                 return _STACK_ENDED
             rep.foreign += 1
             return 0

@@ -197,14 +197,15 @@ FORMATS: tuple[Row, ...] = (
         parts=("trace",), skip=_c(_ALLOC_SKIP.pattern + r"|pcpu_\w+|sget_userns")),
 
     # -- lockdep and friends -------------------------------------------------------------------
-    Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible circular locking dependency detected"),
-        "possible deadlock in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
+    Row("LOCKDEP", _c(r"(?P<header>(?:WARNING|\[ INFO): possible circular locking dependency detected)"),
+        "possible deadlock in {frame}{found}||{header}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
         body=((r"is trying to acquire(?: lock)?:", "+at"),)),
     Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible recursive locking detected"),
         "possible deadlock in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
         body=((r"is trying to acquire(?: lock)?:", "+at"),)),
     Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): (?P<irq>\w+)-safe -> (?P=irq)-unsafe lock order detected"),
-        "possible deadlock in {frame}", parts=(r"sec:which became \S+-irq-safe at:", "trace"), skip=_LOCKDEP_SKIP),
+        "possible deadlock in {frame}", parts=(r"sec:which became \S+-irq-safe at:", "trace", "body:at"),
+        body=((r"is trying to acquire", "+at"),)),
     Row("LOCKDEP", _c(r"(?:WARNING|\[ INFO): possible irq lock inversion dependency detected"),
         "possible deadlock in {frame}", parts=("body:at", "trace"), skip=_LOCKDEP_SKIP,
         body=((r"just changed the state of lock:", "+at"),)),
@@ -217,7 +218,7 @@ FORMATS: tuple[Row, ...] = (
         "{head}: bad unlock balance in {frame}", parts=("body:at", "trace"),
         body=((r"is trying to release lock", "+at"),)),
     Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|BUG): held lock freed!"), "{head}: held lock freed in {frame}",
-        parts=("trace",), skip=_LOCKDEP_SKIP),
+        parts=("body:at", "trace"), body=((r"is freeing memory", "+at"),)),
     Row("LOCKDEP", _c(r"(?:\[ )?(?P<head>WARNING|BUG): lock held when returning to user space!"),
         "{head}: lock held when returning to user space in {frame}", parts=("body:at",), need_stack=False,
         body=((r"lock(?:s)? held by ", "+at"),), stackless=True),
@@ -225,7 +226,7 @@ FORMATS: tuple[Row, ...] = (
         "{head}: still has locks held in {frame}", parts=("body:at", "trace"), need_stack=False,
         body=((r"locks? held by ", "+at"),)),
     Row("LOCKDEP", _c(r"WARNING: Nested lock was not taken"), "WARNING: nested lock was not taken in {frame}",
-        parts=("trace",), skip=_LOCKDEP_SKIP),
+        parts=("body:at", "trace"), body=((r"is trying to lock:", "+at"),)),
     Row("LOCKDEP", _c(r"WARNING: bad contention detected!"), "WARNING: bad contention in {frame}",
         parts=("trace",), skip=_LOCKDEP_SKIP),
     Row("LOCKDEP", _c(r"WARNING: chain_key collision"), "WARNING: chain_key collision in {frame}",
@@ -323,11 +324,13 @@ FORMATS: tuple[Row, ...] = (
 
     # -- panics and the rest -------------------------------------------------------------------
     Row("PANIC", _c(r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
-                    r"(?P<func>[A-Za-z_][\w.$]*)?"),
+                    r"(?:(?![0-9a-f]+\b)(?P<func>[A-Za-z_][\w.$]*))?"),
         "kernel panic: stack is corrupted in {frame}", parts=("header", "trace"), lead="Kernel"),
     Row("PANIC", _c(r"Kernel panic - not syncing: corrupted stack end detected inside scheduler"),
         "kernel panic: corrupted stack end in {frame}", parts=("trace",), alt="stack-overflow", lead="Kernel",
         stall=True),
+    Row("PANIC", _c(r"Kernel panic - not syncing: kernel stack overflow"), "kernel stack overflow in {frame}",
+        alt="stack-overflow", stall=True, lead="Kernel"),
     Row("PANIC", _c(r"Kernel panic - not syncing: ?(?P<reason>.*)"), "kernel panic: {reason}", parts=(),
         need_stack=False, lead="Kernel"),
     Row("BUG", _c(r"VFS: Busy inodes after unmount"), "VFS: Busy inodes after unmount (use-after-free)", parts=(),
@@ -358,7 +361,7 @@ def _leads(row: Row) -> list[str]:
     """The first words a header of this row can start with (match_header dispatches on them)."""
     if row.lead:
         return row.lead.split()
-    pat = row.header.pattern
+    pat = re.sub(r"^\(\?P<\w+>", "", row.header.pattern)
     if pat.startswith(("(?:WARNING|\\[ INFO)", "(?:\\[ )?(?P<head>")):
         return ["WARNING:", "BUG:", "INFO:", "["]
     m = re.match(r"(?:\\\[|[\w:-])+", pat)
@@ -375,14 +378,14 @@ for _row in FORMATS:
 
 # Every header holds one of these ("[#" is in every die() line: "general protection fault: 0000 [#1]").
 KEYWORDS = ("BUG", "WARNING: ", "INFO: ", "Oops", "[#", "Kernel panic", "UBSAN: ", "unreferenced object", "LOCKUP",
-            "unregister_netdevice", "Unable to handle", "Unhandled fault", "Alignment trap", "VFS: ")
+            "unregister_netdevice", "Unable to handle", "Unhandled fault", "Alignment trap", "VFS: ", "PANIC: ")
 KEYWORD_RE = re.compile("|".join(map(re.escape, KEYWORDS)))
 
 # A panic caused by a report just printed (panic_on_warn, panic_on_oops, hung_task_panic, ...).
 CONSEQUENCE_PANIC_RE = re.compile(
     r"(?:Fatal exception|(?:\S+: )?panic_on_warn set|hung_task: blocked tasks|softlockup: hung tasks"
     r"|Hard LOCKUP|hardlockup|RCU Stall|.*system warned too often|Oops|scheduling while atomic"
-    r"|stack-protector|corrupted stack end)")
+    r"|stack-protector|corrupted stack end|Machine halted)")
 
 # ---------------------------------------------------------------------------
 # Report body.
@@ -409,6 +412,12 @@ SECTION_RE = re.compile(r"\s*(?:\.\.\. (?:which became|acquired at|key at)|-> #\
 END_TRACE = "---[ end trace"
 EQ_LINE_RE = re.compile(r"\s*={20,}\s*$")
 _SUFFIX_RE = re.compile(r"(?:\.(?:isra|constprop|part|cold|llvm|lto_priv|clone)(?:\.\d+)*)+$")
+
+# Lines that may follow a task's stack (the end of a stack without <TASK> markers).
+STACK_FOLLOW_RE = re.compile(r"""(?x)
+    \s*$ | \s*(?:RIP:|INFO:|Showing\ |\d+\ locks?\ held|---\[\ end|Kernel\ panic|NMI\ backtrace|Sending\ NMI|Mem-Info
+  | Code:|Modules\ linked|CPU:|task:|irq\ event\ stamp|rcu:|Call\ [Tt]race:|\S+\s+[RDSTIX]\s|={20,}|-{20,}|</?TASK>)
+""")
 
 # Lines that may follow a completed report and still belong to it.
 TAIL_RE = re.compile(r"""(?x)

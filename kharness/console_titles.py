@@ -71,7 +71,7 @@ _SKIP = re.compile(r"""(?x)
   | kobject_\w+ | debug_object\w* | debug_print_object | debug_check_no_\w+ | \w+_is_static_object
   | string | hex_string | pointer | vsnprintf | v?sn?printf | v?scnprintf | kvasprintf\w* | kasprintf\w*
   | hex_dump_to_buffer | print_hex_dump\w* | crc\w* | \w+_crc\d*\w* | aes_\w+ | read_word_at_a_time
-  | (?:__)?wake_up\w* | finish_wait | prepare_to_wait\w* | autoremove_wake_function | default_wake_function
+  | __wake_up\w* | wake_up_(?:bit|var|process|state|all|interruptible|q|locked|sync)\w* | wake_up | finish_wait | prepare_to_wait\w* | autoremove_wake_function | default_wake_function
   | try_to_wake_up | wait_for_completion\w* | (?:__)?wait_for_common\w* | do_wait_for_common | kthread_stop\w*
   | device_(?:del|unregister|release)\w* | (?:__)?sysfs_remove_\w+ | (?:__)?kernfs_remove\w*
   | usb_kill_urb | usb_kill_anchored_urbs | usb_poison_urb | usb_hcd_\w+
@@ -81,7 +81,7 @@ _SKIP = re.compile(r"""(?x)
   | (?:__)?try_to_del_timer\w* | del_timer\w* | (?:__)?timer_delete\w* | insert_work | __queue_work
   | queue_work_on | __queue_delayed_work | queue_delayed_work_on | (?:__)?flush_work | (?:__)?cancel_work\w*
   | (?:__)?rb_\w+ | xas_\w+ | xa_\w+ | (?:__)?idr_\w+ | ida_\w+ | rhashtable_\w+ | __rhashtable_\w+ | iput
-  | check_panic_on_warn | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
+  | check_panic_on_warn | __stack_chk_fail | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
   | try_to_grab_pending | (?:__)?alloc_pages\w* | __alloc_frozen_pages\w* | _*kmalloc_large\w* | free_large_kmalloc
   | (?:__)?vmalloc\w* | __vmalloc_node\w* | \w*copy\w*_to_iter\w* | aesti_\w+ | sk_stop_timer\w* | __mod_timer | mod_timer
   | do_tag_check_fault | el1h_\w+ | el1t_\w+ | do_mem_abort | do_bad_area | __do_kernel_fault
@@ -171,6 +171,8 @@ def report_title(row: Row, info: dict, frames: list[Frame], sections: list[str])
 def _fill(row: Row, values: dict, frame: str) -> str:
     v = {k: _value(k, x) for k, x in values.items()}
     v["frame"] = frame
+    if frame != "corrupted":
+        v["found"] = ""
     if values.get("func"):
         v["rawfunc"] = re.sub(r"\d+", "NUM", values["func"])
     v["pair"] = " / " + canonical(clean_func(values["func2"])) if values.get("func2") else ""
@@ -187,6 +189,8 @@ def _value(key: str, x: str) -> str:
         return _panic_reason(x)
     if key == "addr":
         return ""            # only whether the header had it
+    if key == "header":
+        return x.lstrip("[ ")
     if key == "what" and " " in x.strip():
         return _bug_what(x)
     return x

@@ -97,8 +97,9 @@ class Guest:
         if not self.client:
             raise InfraError("not connected to the guest")
         start = time.monotonic()
-        out_f = open(stdout_path, "wb") if stdout_path else None
-        err_f = open(stderr_path, "wb") if stderr_path else None
+        # Unbuffered: the lifecycle reads the job's stderr (its progress heartbeat) while it runs.
+        out_f = open(stdout_path, "wb", buffering=0) if stdout_path else None
+        err_f = open(stderr_path, "wb", buffering=0) if stderr_path else None
         out_tail, err_tail = bytearray(), bytearray()
         saving: list[str] = []      # why writing an output file failed
         try:

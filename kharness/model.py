@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 VERDICTS = ("pass", "fail", "hang", "crash", "warn", "error", "skip")
-TROUBLE_KINDS = ("hang", "crash", "error")
+TROUBLE_KINDS = ("hang", "crash", "warn", "error")
 
 
 @dataclass

@@ -106,7 +106,7 @@ def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
     path_proof = PROOFS.get(job.variant.proof)
     with watched(s, guest, job.id, f"{TEST_MNT}/{job.id}", argv(job, remote), timeout=job.timeout,
                  stdout=job_dir / "stdout", stderr=job_dir / "stderr", evidence_dir=lambda: job_dir,
-                 path_proof=path_proof) as w:
+                 path_proof=path_proof, progress_bound=job.test.progress_bound) as w:
         unproven = _check_proof(w, path_proof, job_dir)
     best_effort(copy_windows, s, w, {job_dir / "console.txt": w.window})
     v = verdict.judge(w.outcome, w.findings, expect=expect, warn_is_failure=s.cfg.warn_is_failure,

@@ -26,11 +26,20 @@ TEST_MNT = "/mnt/test"
 TEST_DEV, SCRATCH_DEV = "/dev/vdb", "/dev/vdc"
 MAX_BOOT_FAILURES = 2         # in a row: then the run stops booting
 
+JOB_SID = f"{GUEST_DIR}/job.sid"   # the job's session id: which tasks are the job's (livelock evidence)
+
 # Runs in the guest around every job: marks the job's window on the console
-# (/dev/kmsg), runs the command in DIR (a fresh one; "-": where it is), and reports
-# the command's own time on the last stderr line.
+# (/dev/kmsg), runs the command in DIR (a fresh one; "-": where it is) with the
+# progress heartbeat on (reproducers/common.h), and reports the command's own time
+# on the last stderr line. It records its session id: when the harness stops waiting
+# and closes the channel, this shell goes and the job's tasks are orphaned to init,
+# but they keep the session. SIGPIPE is ignored so that a job whose output channel
+# is gone stays where it is (in the kernel) for the evidence.
 RUN_JOB = r"""#!/bin/sh
 id="$1"; dir="$2"; shift 2
+sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f4 > """ + JOB_SID + r"""
+trap '' PIPE
+export KHARNESS_PROGRESS=1
 echo "<5>kharness: job-start $id" > /dev/kmsg
 if [ "$dir" != - ]; then
     rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 2

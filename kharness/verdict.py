@@ -5,9 +5,12 @@ Order of precedence (the first that applies wins):
   the job reported "not applicable" (exit 77)       -> skip
   the suite reported "not run" (fstests' notrun)    -> skip, unless the kernel crashed or hung
   a crash finding in the job's window               -> crash
-  a hang finding, or the job ran past its timeout   -> hang
-  the harness stopped waiting: guest unresponsive   -> hang
-                              QEMU died             -> crash
+  a hang finding                                    -> hang
+  the harness stopped waiting (model.Trouble):      -> its kind, with its why:
+      guest unresponsive, no progress, livelock     -> hang
+      QEMU died                                     -> crash
+      a WARNING ended the job early (warn_action)   -> warn
+  the job ran past its timeout                      -> hang
   the SSH connection was lost                       -> error
   the variant's path proof did not hold             -> error   (kharness/proof.py)
   a non-zero exit status                            -> fail
@@ -42,6 +45,10 @@ def skipped(reason: str, expect: str = "pass") -> Verdict:
 def errored(message: str, expect: str = "pass", findings: list[Finding] | None = None) -> Verdict:
     """The harness could not run or judge the job (set-up failed, no result reported)."""
     return Verdict("error", message, expect, findings or [])
+
+
+def timeout_message(seconds: float) -> str:
+    return f"job timed out after {seconds:.0f} s with no kernel report"
 
 
 def _first(findings: list[Finding], kind: str) -> Finding | None:
@@ -89,11 +96,10 @@ def _raw(outcome, findings, warn_is_failure, error, timeout, unproven=None) -> V
         return Verdict("crash", f.title, findings=findings)
     if f := _first(findings, "hang"):
         return Verdict("hang", f.title, findings=findings)
-    if outcome.timed_out:
-        return Verdict("hang", f"job timed out after {timeout or outcome.duration:.0f} s with no kernel report",
-                       findings=findings)
     if outcome.aborted:          # the lifecycle stopped waiting, and says what kind of trouble it saw
         return Verdict(outcome.aborted.kind, outcome.aborted.why, findings=findings)
+    if outcome.timed_out:
+        return Verdict("hang", timeout_message(timeout or outcome.duration), findings=findings)
     if outcome.lost:
         return Verdict("error", outcome.lost, findings=findings)
     if unproven:

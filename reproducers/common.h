@@ -181,6 +181,83 @@ static MAYBE_UNUSED void vlog(const char *fmt, ...)
 
 /* ---- random numbers (xorshift64*) ---- */
 
+/*
+ * ---- progress heartbeat ----
+ * With $KHARNESS_PROGRESS set (the harness's run-job sets it), a thread prints once a
+ * second on stderr:
+ *   kharness-progress t=SECONDS iterations=N ops=M in_flight=SECONDS op=OPERATION
+ * where op is the operation in flight the longest (any thread) and in_flight how long it
+ * has been running.  The harness calls a job hung when in_flight passes the manifest's
+ * `progress` bound, or when the lines stop: a task spinning in the kernel reports no
+ * hung task, but it does stop this.  Operations are marked with op_begin()/op_end().
+ */
+#define OP_SLOTS 16
+static struct { char op[112]; double since; int busy; } op_slot[OP_SLOTS];
+static pthread_mutex_t op_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long ops_done;
+static int op_slots_used;
+static __thread int my_op_slot = -1;
+
+static MAYBE_UNUSED __attribute__((format(printf, 1, 2))) void op_begin(const char *fmt, ...)
+{
+	char op[112];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(op, sizeof(op), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&op_lock);
+	if (my_op_slot < 0)
+		my_op_slot = op_slots_used < OP_SLOTS ? op_slots_used++ : OP_SLOTS - 1;
+	memcpy(op_slot[my_op_slot].op, op, sizeof(op));
+	op_slot[my_op_slot].since = now();
+	op_slot[my_op_slot].busy = 1;
+	pthread_mutex_unlock(&op_lock);
+}
+
+static MAYBE_UNUSED void op_end(void)
+{
+	pthread_mutex_lock(&op_lock);
+	if (my_op_slot >= 0)
+		op_slot[my_op_slot].busy = 0;
+	ops_done++;
+	pthread_mutex_unlock(&op_lock);
+}
+
+static void *heartbeat(void *arg)
+{
+	struct timespec second = { 1, 0 };
+
+	(void)arg;
+	for (;;) {
+		char op[112] = "-";
+		double t = now(), oldest = 0;
+		unsigned long ops;
+		int i;
+
+		pthread_mutex_lock(&op_lock);
+		for (i = 0; i < op_slots_used; i++)
+			if (op_slot[i].busy && t - op_slot[i].since > oldest) {
+				oldest = t - op_slot[i].since;
+				memcpy(op, op_slot[i].op, sizeof(op));
+			}
+		ops = ops_done;
+		pthread_mutex_unlock(&op_lock);
+		fprintf(stderr, "kharness-progress t=%.1f iterations=%ld ops=%lu in_flight=%.1f op=%s\n",
+			t - t_start, iterations_done, ops, oldest, op);
+		nanosleep(&second, NULL);
+	}
+	return NULL;
+}
+
+static MAYBE_UNUSED void start_heartbeat(void)
+{
+	pthread_t t;
+
+	if (getenv("KHARNESS_PROGRESS") && !pthread_create(&t, NULL, heartbeat, NULL))
+		pthread_detach(t);
+}
+
 static MAYBE_UNUSED uint64_t rnd_r(uint64_t *s)
 {
 	uint64_t x = *s;
@@ -364,7 +441,11 @@ static MAYBE_UNUSED void check_cap(struct fm *f, uint64_t end, const char *op)
 static MAYBE_UNUSED void pwrite_all(struct fm *f, const uint8_t *buf, uint64_t off, uint64_t len)
 {
 	while (len) {
-		ssize_t n = pwrite(f->fd, buf, len, off);
+		ssize_t n;
+
+		op_begin("write(%" PRIu64 ", %" PRIu64 ") on %s", off, len, f->name);
+		n = pwrite(f->fd, buf, len, off);
+		op_end();
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -399,8 +480,10 @@ static MAYBE_UNUSED void fm_write(struct fm *f, uint64_t off, uint64_t len)
 static MAYBE_UNUSED void fm_truncate(struct fm *f, uint64_t size)
 {
 	check_cap(f, size, "truncate");
+	op_begin("truncate(%" PRIu64 ") on %s", size, f->name);
 	if (ftruncate(f->fd, size))
 		run_error("ftruncate %s %" PRIu64, f->name, size);
+	op_end();
 	if (size < f->size)
 		memset(f->exp + size, 0, f->size - size);
 	f->size = size;
@@ -427,11 +510,13 @@ static MAYBE_UNUSED void fm_fallocate(struct fm *f, int mode, uint64_t off, uint
 	uint64_t end = off + len, zend;
 
 	check_cap(f, (mode & FALLOC_FL_INSERT_RANGE) ? f->size + len : end, falloc_name(mode));
+	op_begin("%s(%" PRIu64 ", %" PRIu64 ") on %s", falloc_name(mode), off, len, f->name);
 	if (fallocate(f->fd, mode, off, len)) {
 		if (errno == EOPNOTSUPP)
 			skip("fallocate(%s) is not supported on %s", falloc_name(mode), opt.dir);
 		run_error("fallocate(%s) %s offset=%" PRIu64 " len=%" PRIu64, falloc_name(mode), f->name, off, len);
 	}
+	op_end();
 	if (mode & FALLOC_FL_INSERT_RANGE) {
 		memmove(f->exp + off + len, f->exp + off, f->size - off);
 		memset(f->exp + off, 0, len);
@@ -454,8 +539,10 @@ static MAYBE_UNUSED void fm_fallocate(struct fm *f, int mode, uint64_t off, uint
 
 static MAYBE_UNUSED void fm_fsync(struct fm *f)
 {
+	op_begin("fsync on %s", f->name);
 	if (fsync(f->fd))
 		run_error("fsync %s", f->name);
+	op_end();
 }
 
 /*
@@ -472,6 +559,7 @@ static MAYBE_UNUSED void fm_pollute(struct fm *f, int do_msync)
 
 	if (maplen == size)
 		return;
+	op_begin("pollute(%" PRIu64 "%s) on %s", size, do_msync ? ", msync" : "", f->name);
 	map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	if (map == MAP_FAILED)
 		run_error("mmap %s", f->name);
@@ -480,24 +568,37 @@ static MAYBE_UNUSED void fm_pollute(struct fm *f, int do_msync)
 		run_error("msync %s", f->name);
 	if (munmap(map, maplen))
 		run_error("munmap %s", f->name);
+	op_end();
 	fm_note(f, "pollute(%" PRIu64 "%s)", size, do_msync ? ",msync" : "");
+}
+
+/*
+ * echo 7 > /proc/sys/vm/drop_caches: drop the page cache and slab (3) and set bit 4, which
+ * stops the kernel's "drop_caches: N" line after the first (drop_caches_sysctl_handler(),
+ * fs/drop_caches.c: stfu).  Returns 0 when the write took.
+ */
+static MAYBE_UNUSED int drop_all_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	op_begin("drop_caches");
+	n = write(fd, "7\n", 2);
+	op_end();
+	close(fd);
+	return n == 2 ? 0 : -1;
 }
 
 /* drop this file's clean page cache: globally if allowed, else POSIX_FADV_DONTNEED */
 static MAYBE_UNUSED void drop_caches_for(struct fm *f)
 {
-	if (is_root && !opt.host_friendly) {
-		int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-		if (fd >= 0) {
-			ssize_t n = write(fd, "3\n", 2);
-
-			close(fd);
-			if (n == 2)
-				return;
-		}
-	}
+	if (is_root && !opt.host_friendly && drop_all_caches() == 0)
+		return;
+	op_begin("fadvise(DONTNEED) on %s", f->name);
 	posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
+	op_end();
 }
 
 /* ---- checks ---- */
@@ -682,7 +783,9 @@ static MAYBE_UNUSED uint64_t read_all(int fd, uint8_t *buf, uint64_t max, int di
 			want = 1u << 20;
 		if (direct)
 			want = (want + 4095) & ~4095ull;
+		op_begin("read(%" PRIu64 ", %" PRIu64 ")%s", got, want, direct ? " O_DIRECT" : "");
 		n = pread(fd, buf + got, want, got);
+		op_end();
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -700,7 +803,7 @@ enum check { CHECK_CACHED, CHECK_DISK, CHECK_DROPPED };
  * CHECK_CACHED:  read through the page cache.
  * CHECK_DISK:    fsync, then O_DIRECT (or, where O_DIRECT is refused,
  *                POSIX_FADV_DONTNEED and a buffered read).
- * CHECK_DROPPED: fsync, drop caches (echo 3 > drop_caches as root unless -D,
+ * CHECK_DROPPED: fsync, drop caches (echo 7 > drop_caches as root unless -D,
  *                else POSIX_FADV_DONTNEED), then a buffered read.
  * Returns the number of differing runs (each printed as a MISMATCH line).
  */
@@ -895,6 +998,7 @@ int main(int argc, char **argv)
 	       PROG_NAME, opt.dir, opt.seed, blksz, pagesz, opt.iters, opt.seconds,
 	       opt.inject ? " inject=1" : "");
 	prog_setup();
+	start_heartbeat();
 	while (!stop_signal && !mismatches) {
 		if (opt.iters >= 0 && iterations_done >= opt.iters)
 			break;

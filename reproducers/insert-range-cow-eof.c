@@ -62,12 +62,14 @@ static void *writeback_loop(void *arg)
 		if (__atomic_load_n(&wb_quit, __ATOMIC_ACQUIRE))
 			return NULL;
 		while (__atomic_load_n(&wb_run, __ATOMIC_ACQUIRE)) {
+			op_begin("writeback (sync_file_range or fdatasync) on %s", f0->name);
 			if (rnd_r(&s) & 1) {
 				if (sync_file_range(f0->fd, 0, 0, SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER))
 					run_error("sync_file_range %s", f0->name);
 			} else if (fdatasync(f0->fd)) {
 				run_error("fdatasync %s", f0->name);
 			}
+			op_end();
 			delay_us(rnd_r(&s) % 150);
 		}
 		pthread_barrier_wait(&barrier);
@@ -95,11 +97,13 @@ static void prog_teardown(void)
 static void clone_f0_to_f1(void)
 {
 	fm_truncate(f1, 0);          /* FICLONE does not shrink a larger destination */
+	op_begin("ioctl(FICLONE) %s -> %s", f0->name, f1->name);
 	if (ioctl(f1->fd, FICLONE, f0->fd)) {
 		if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL || errno == EXDEV)
 			skip("FICLONE (reflink) is not supported on %s: %s", opt.dir, strerror(errno));
 		run_error("ioctl(FICLONE) %s -> %s", f0->name, f1->name);
 	}
+	op_end();
 	memcpy(f1->exp, f0->exp, f0->size);
 	f1->size = f0->size;
 	fm_note(f1, "ficlone(%s)", f0->name);

@@ -23,7 +23,7 @@
  * followed by extension back to 2E (with the bytes past the short EOF
  * polluted through mmap in between, as fsx -e does, so a skipped zeroing
  * shows).  Verify through the page cache, after
- * fsync from disk (O_DIRECT), and after dropping the caches (echo 3 >
+ * fsync from disk (O_DIRECT), and after dropping the caches (echo 7 >
  * /proc/sys/vm/drop_caches as root unless -D, else POSIX_FADV_DONTNEED) read
  * back through a fresh page cache.
  */

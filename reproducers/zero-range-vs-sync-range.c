@@ -153,8 +153,10 @@ static void *syncer(void *arg)
 		if (syncer_quit)
 			return NULL;
 		delay_us(syncer_delay_us);
+		op_begin("sync_file_range(0, %" PRIu64 ") on %s", (uint64_t)E, f0->name);
 		if (sync_file_range(f0->fd, 0, E, SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER))
 			run_error("sync_file_range %s", f0->name);
+		op_end();
 		pthread_barrier_wait(&barrier);
 	}
 }

@@ -18,7 +18,7 @@
  *   - fdatasync:  fdatasync() of a random file every ~2 ms;
  *   - writeback:  sync_file_range(WRITE[|WAIT_AFTER]) of a random range of a
  *                 random file, continuously with short pauses;
- *   - reclaim:    echo 3 > /proc/sys/vm/drop_caches every ~50 ms as root
+ *   - reclaim:    echo 7 > /proc/sys/vm/drop_caches (3, silenced) every ~50 ms as root
  *                 (unless -D), else POSIX_FADV_DONTNEED of a random file every
  *                 ~5 ms.
  * The main thread does, per iteration, 24 random operations on random files:
@@ -57,10 +57,14 @@ static void *syncer(void *arg)
 	(void)arg;
 	while (!quitting()) {
 		if (opt.host_friendly) {
+			op_begin("syncfs");
 			if (syncfs(fs_[0]->fd))
 				run_error("syncfs");
+			op_end();
 		} else {
+			op_begin("sync");
 			sync();
+			op_end();
 		}
 		delay_us(10000);
 	}
@@ -75,8 +79,10 @@ static void *fdatasyncer(void *arg)
 	while (!quitting()) {
 		struct fm *f = fs_[rnd_r(&s) % NF];
 
+		op_begin("fdatasync on %s", f->name);
 		if (fdatasync(f->fd))
 			run_error("fdatasync %s", f->name);
+		op_end();
 		delay_us(2000);
 	}
 	return NULL;
@@ -92,8 +98,10 @@ static void *range_writer(void *arg)
 		uint64_t off = rnd_r(&s) % CAP, len = 1 + rnd_r(&s) % (256 * 1024);
 		unsigned flags = SYNC_FILE_RANGE_WRITE | ((rnd_r(&s) & 1) ? SYNC_FILE_RANGE_WAIT_AFTER : 0);
 
+		op_begin("sync_file_range(%" PRIu64 ", %" PRIu64 ") on %s", off, len, f->name);
 		if (sync_file_range(f->fd, off, len, flags))
 			run_error("sync_file_range %s", f->name);
+		op_end();
 		delay_us(rnd_r(&s) % 500);
 	}
 	return NULL;
@@ -107,15 +115,13 @@ static void *reclaimer(void *arg)
 	(void)arg;
 	while (!quitting()) {
 		if (global) {
-			int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-			if (fd < 0 || write(fd, "3\n", 2) != 2)
+			if (drop_all_caches())      /* 7: silent after the first (common.h) */
 				global = 0;
-			if (fd >= 0)
-				close(fd);
 			delay_us(50000);
 		} else {
+			op_begin("fadvise(DONTNEED)");
 			posix_fadvise(fs_[rnd_r(&s) % NF]->fd, 0, 0, POSIX_FADV_DONTNEED);
+			op_end();
 			delay_us(5000);
 		}
 	}

@@ -336,6 +336,59 @@ def test_guest_stops_answering(box):
     box.assert_clean()
 
 
+# ---------------------------------------------------------------- 5b. a task spins; a WARN ends a job early
+
+@E2E
+def test_spinning_task_is_a_hang_from_its_stopped_progress(box):
+    """fault-spin keeps one task running in read(/dev/zero) for ever: no hung-task report, no soft
+    lockup. Its heartbeat's operation stays in flight past the manifest's `progress` bound, so the
+    job is a hang long before its timeout, titled from the spinning task's kernel stack, with
+    all-CPU backtraces and two task dumps as evidence; the next job passes on a fresh guest."""
+    from kharness import catalogue
+    spin = catalogue.load(FAULTS / "manifest.yaml")["fault-spin"]
+    cfg = box.config(tests=["fault-spin", "zero-range-basic"])
+    proc = box.run("run", "-c", cfg, timeout=3 * (2 * BOOT + spin.progress + 120))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    no_traceback(proc.stderr)
+    run = box.run_dir()
+    jobs = {j["job"]: j for j in summary(run)["jobs"]}
+    j = jobs["ext4.fault-spin"]
+    assert j["status"] == "hang" and j["timed_out"] is False, j      # the heartbeat, not the timeout
+    assert j["message"].startswith("INFO: task running in "), j["message"]
+    assert "no progress for" in j["message"] and "read(/dev/zero, 67108864) for ever" in j["message"]
+    d = run / "jobs" / "ext4" / "fault-spin"
+    evidence = (d / "evidence.txt").read_text()
+    assert "all-CPU backtraces (sysrq-l)" in evidence and ("livelock:" in evidence or "slow progress:" in evidence)
+    assert "NMI backtrace for cpu" in (d / "console.txt").read_text()
+    assert "comm fault-spin state R" in (d / "tasks.txt").read_text()
+    assert jobs["ext4.zero-range-basic"]["status"] == "pass"
+    box.assert_clean()
+
+
+@E2E
+@pytest.mark.parametrize("action", ["stop", "continue"])
+def test_a_warning_ends_the_job_early_unless_told_to_continue(box, action):
+    """A WARNING in the job's window (warn_is_failure: true) is `warn`; with warn_action: stop the
+    job ends as soon as the report is complete, with continue it runs to its end (exit 0)."""
+    cfg = box.config(vm={"cmdline": "printk.devkmsg=on"}, tests=["fault-warn", "zero-range-basic"],
+                     warn_action=action)
+    proc = box.run("run", "-c", cfg, timeout=3 * (2 * BOOT + 30 + 120))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    no_traceback(proc.stderr)
+    run = box.run_dir()
+    jobs = {j["job"]: j for j in summary(run)["jobs"]}
+    j = jobs["ext4.fault-warn"]
+    assert (j["status"], j["message"]) == ("warn", "WARNING in lkdtm_WARNING"), j
+    stdout = (run / "jobs" / "ext4" / "fault-warn" / "stdout").read_text()
+    if action == "stop":
+        assert j["exit_status"] is None and "warn: done" not in stdout      # stopped before its 30 s
+        assert (run / "jobs" / "ext4" / "fault-warn" / "evidence.txt").exists()
+    else:
+        assert j["exit_status"] == 0 and "warn: done" in stdout
+    assert jobs["ext4.zero-range-basic"]["status"] == "pass"
+    box.assert_clean()
+
+
 # ---------------------------------------------------------------- 6. console flood
 
 def rss_kb(pid: int) -> int | None:
