@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from kharness import fstests
+from kharness.fstests import expunges
 from kharness.console import analyze
 from kharness.model import Finding, Trouble, Variant
 from kharness.errors import UserError
 
 DATA = Path(__file__).resolve().parent / "data" / "fstests"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 PLAN = importlib.import_module("kharness.fstests.plan")      # the package's `plan` is the function
 
 EXT4_4K = Variant("ext4_4k", "ext4", mkfs="-b 4096")
@@ -240,9 +242,10 @@ def test_expand_reads_src_groups_from_check(tree):
 
 
 class Cfg:
-    def __init__(self, fst, variants, repeat=1):
+    def __init__(self, fst, variants, repeat=1, kernel=None):
         self.suites, self.variants, self.repeat, self.path = {"fstests": fst}, variants, repeat, Path("x.yaml")
         self.warn_is_failure = True
+        self.kernel = kernel
 
 
 def test_plan_jobs_expunge_and_order(tree, monkeypatch):
@@ -262,6 +265,158 @@ def test_plan_jobs_expunge_and_order(tree, monkeypatch):
     jobs, _ = fstests.plan(Cfg(fst, [EXT4_4K, XFS_4K]), only=["generic/255"], variants=["xfs_4k"])
     assert [(j.variant.name, j.test.name) for j in jobs] == [("xfs_4k", "generic/255")]
     assert fstests.plan(Cfg(fst, [EXT4_4K]), only=[]) == ([], [])
+
+
+# ---------------------------------------------------------------- expunge files
+
+def kernel_cfg(**kw):
+    from kharness.config import DebianPackage, KernelConfig
+    if "debian" in kw:
+        kw["debian"] = DebianPackage(kw["debian"])
+    return KernelConfig(**kw)
+
+
+def test_expunge_file_format(tmp_path):
+    f = tmp_path / "ext4_4k.txt"
+    es = expunges.parse("# a comment\n\n"
+                        "generic/475   # reason: hangs in jbd2; writeback stuck ; bug: https://example.org/b/1\n"
+                        "  generic/363 #reason:slow under TCG\n"
+                        "btrfs/001-with-name # reason: x;\n", f)
+    assert [(e.test, e.reason, e.bug, e.line) for e in es] == [
+        ("generic/475", "hangs in jbd2; writeback stuck", "https://example.org/b/1", 3),
+        ("generic/363", "slow under TCG", None, 4), ("btrfs/001-with-name", "x", None, 5)]
+    assert es[0].why() == f"expunged in {f}:3: hangs in jbd2; writeback stuck (bug: https://example.org/b/1)"
+    assert es[1].why() == f"expunged in {f}:4: slow under TCG"
+
+
+@pytest.mark.parametrize("line,says", [
+    ("generic/475", "generic/475: no reason; write `generic/475 # reason: WHY`"),
+    ("generic/475 # slow", "expected `reason: WHY` and optionally `; bug: URL` after the '#', got 'slow'"),
+    ("generic/475 # reason:", "generic/475: no reason"),
+    ("generic/475 # reason: slow; bug: lore 1234", "bug: 'lore 1234' is not a link"),
+    ("generic/475 # reason: slow; bug: https://a/1; bug: https://a/2", "got 'bug: https://a/2'"),
+    ("generic/47 # reason: slow", "'generic/47' is not a test name like generic/475"),
+    ("generic/475 generic/476 # reason: slow", "'generic/475 generic/476' is not a test name"),
+    ("generic/008 # reason: dup", "generic/008 is already expunged at line 1"),
+])
+def test_expunge_file_errors_name_file_and_line(tmp_path, line, says):
+    f = tmp_path / "6.12" / "ext4" / "ext4_4k.txt"
+    with pytest.raises(UserError) as e:
+        expunges.parse("generic/008 # reason: slow\n# comment\n" + line + "\n", f)
+    msg = str(e.value)
+    assert msg.startswith(f"{f}:3: ") and says in msg and "\n" not in msg
+
+
+def test_expunge_files_layout(tmp_path):
+    root = tmp_path / "expunges"
+    (root / "6.12" / "ext4").mkdir(parents=True)
+    (root / "all" / "all").mkdir(parents=True)
+    (root / "6.12" / "ext4" / "ext4_4k.txt").write_text("generic/475 # reason: a\n")
+    (root / "all" / "all" / "all.txt").write_text("generic/475 # reason: b\ngeneric/476 # reason: c\n")
+    (root / "README.md").write_text("not an expunge file\n")
+    table = expunges.load(root)
+    assert sorted(table) == [("6.12", "ext4", "ext4_4k"), ("all", "all", "all")]
+    assert expunges.kernel_dirs(table) == ["6.12"]
+    mine = expunges.for_variant(table, "6.12", "ext4", "ext4_4k")
+    assert {t: e.reason for t, e in mine.items()} == {"generic/475": "a", "generic/476": "c"}   # most specific wins
+    assert {t: e.reason for t, e in expunges.for_variant(table, "7.2", "ext4", "ext4_4k").items()} == \
+        {"generic/475": "b", "generic/476": "c"}
+    assert {t: e.reason for t, e in expunges.for_variant(table, None, "xfs", "xfs_4k").items()} == \
+        {"generic/475": "b", "generic/476": "c"}
+    for bad in ("6.12/ext4.txt", "6.12.3/ext4/ext4_4k.txt", "6.12/ext4/ext4-4k.txt", "v6.12/all/all.txt"):
+        p = root / bad
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("")
+        with pytest.raises(UserError, match=r"expunge files go at .*/<kernel>/<fs>/<section>\.txt"):
+            expunges.load(root)
+        p.unlink()
+    assert expunges.load(tmp_path / "none") == {}
+
+
+def test_expunge_kernel_key_is_known_before_the_build(tmp_path):
+    assert expunges.kernel_key(kernel_cfg(tarball="/usr/src/linux-source-6.12.tar.xz")) == "6.12"
+    assert expunges.kernel_key(kernel_cfg(tarball="/tmp/linux-6.12.3.tar.xz")) == "6.12"
+    assert expunges.kernel_key(kernel_cfg(tarball="linux-7.2-rc3.tar.gz")) == "7.2"
+    assert expunges.kernel_key(kernel_cfg(tarball="/tmp/kernel.tar.xz")) is None
+    assert expunges.kernel_key(kernel_cfg(debian="linux-source-7.2")) == "7.2"
+    assert expunges.kernel_key(None) is None
+    import subprocess
+    g = tmp_path / "linux"
+    g.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin"}
+    (g / "Makefile").write_text("# SPDX-License-Identifier: GPL-2.0\nVERSION = 6\nPATCHLEVEL = 13\nSUBLEVEL = 0\n")
+    for argv in (["init", "-q"], ["add", "Makefile"], ["commit", "-q", "-m", "a"], ["tag", "v6.13"]):
+        subprocess.run(["git", "-C", str(g), *argv], check=True, env=env)
+    (g / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 0\n")
+    subprocess.run(["git", "-C", str(g), "commit", "-q", "-am", "b"], check=True, env=env)
+    assert expunges.kernel_key(kernel_cfg(git=str(g))) == "7.0"
+    assert expunges.kernel_key(kernel_cfg(git=str(g), ref="v6.13")) == "6.13"     # at the ref, not the work tree
+    assert expunges.kernel_key(kernel_cfg(git=str(tmp_path / "nope"))) is None
+
+
+def test_plan_skips_tests_of_expunge_files_with_file_line_and_reason(tree, tmp_path, monkeypatch):
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    root = tmp_path / "expunges"
+    monkeypatch.setattr(expunges, "ROOT", root)
+    for rel, text in {"6.12/ext4/ext4_4k.txt": "# 6.12, ext4 4k\ngeneric/008 # reason: hangs; bug: https://example.org/1\n",
+                      "6.12/all/all.txt": "generic/363 # reason: slow on 6.12\n",
+                      "7.2/ext4/ext4_4k.txt": "ext4/001 # reason: 7.2 only\n",
+                      "all/xfs/all.txt": "xfs/131 # reason: every xfs section\ngeneric/363 # reason: xfs everywhere\n"
+                      }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    fst = fstests.FstestsConfig(source=str(tree), tests=["generic/363", "-g zero"],
+                                expunge=[fstests.FstestsExpunge(tests=["generic/363"], variants=["xfs_4k"],
+                                                                reason="config says")])
+    k612 = kernel_cfg(tarball="/usr/src/linux-source-6.12.tar.xz")
+    jobs, skipped = fstests.plan(Cfg(fst, [EXT4_4K, XFS_4K], kernel=k612), repeat=2)
+    assert [(v.name, t.name, why) for v, t, why in skipped] == [
+        ("ext4_4k", "generic/008", f"expunged in {root}/6.12/ext4/ext4_4k.txt:2: hangs (bug: https://example.org/1)"),
+        ("ext4_4k", "generic/363", f"expunged in {root}/6.12/all/all.txt:1: slow on 6.12"),
+        ("xfs_4k", "generic/363", "expunged in the config: config says"),        # the config wins
+        ("xfs_4k", "xfs/131", f"expunged in {root}/all/xfs/all.txt:1: every xfs section")]
+    assert [(j.variant.name, j.iteration, j.test.name) for j in jobs] == [
+        ("ext4_4k", 1, "ext4/001"), ("ext4_4k", 2, "ext4/001"), ("xfs_4k", 1, "generic/008"), ("xfs_4k", 2, "generic/008")]
+    # another kernel: its own directory and all/
+    jobs, skipped = fstests.plan(Cfg(fst, [EXT4_4K], kernel=kernel_cfg(debian="linux-source-7.2")))
+    assert [(t.name, why.split(":")[0]) for _, t, why in skipped] == [("ext4/001", f"expunged in {root}/7.2/ext4/ext4_4k.txt")]
+    # a kernel whose version cannot be told: all/ only, and a warning saying so
+    from kharness import ui
+    warned: list[str] = []
+    monkeypatch.setattr(ui, "warn", warned.append)
+    _, skipped = fstests.plan(Cfg(fst, [XFS_4K], kernel=kernel_cfg(tarball="/tmp/mykernel.tar.xz")))
+    assert [t.name for _, t, _ in skipped] == ["generic/363", "xfs/131"]
+    assert [w for w in warned if "major.minor" in w] == [
+        "fstests: cannot tell the kernel's major.minor from kernel.tarball: /tmp/mykernel.tar.xz; only "
+        "expunges/all/ applies (not expunges/6.12/, expunges/7.2/)"]
+
+
+def test_plan_malformed_expunge_file_is_one_line_and_exit_2(tree, tmp_path, monkeypatch, capsys):
+    from kharness import cli
+    monkeypatch.delenv(fstests.ENV_SOURCE, raising=False)
+    fstests._resolved.clear()
+    root = tmp_path / "expunges"
+    (root / "6.12" / "ext4").mkdir(parents=True)
+    (root / "6.12" / "ext4" / "ext4_4k.txt").write_text("generic/008 # reason: fine\ngeneric/363 slow\n")
+    monkeypatch.setattr(expunges, "ROOT", root)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: t\nkernel: {tarball: /usr/src/linux-source-6.12.tar.xz}\n"
+                   "variants: [{name: ext4_4k, fstype: ext4}]\ntests: []\n"
+                   f"fstests: {{source: {tree}, tests: [generic/363]}}\n")
+    assert cli.main(["list", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"harness.py: error: {root}/6.12/ext4/ext4_4k.txt:2: 'generic/363 slow' is not a test name like "
+                   "generic/475 (a line is `TEST # reason: WHY; bug: URL`)\n")
+
+
+def test_the_repositorys_expunge_files_are_valid():
+    assert expunges.ROOT == REPO_ROOT / "expunges" and (expunges.ROOT / "README.md").is_file()
+    table = expunges.load()                 # a malformed committed file fails here
+    for key, entries in table.items():
+        for e in entries:
+            assert e.reason and e.test and (e.bug is None or e.bug.startswith("https://")), (key, e)
 
 
 def test_plan_without_source_makes_error_jobs(monkeypatch):

@@ -30,7 +30,8 @@ from .. import ui
 from ..config import select_variants
 from ..errors import UserError
 from ..model import Job
-from .config import FstestsConfig, fstests_config, parse_selector
+from .expunges import describe_kernel, for_variant, kernel_dirs, kernel_key, load as load_expunges
+from .config import FstestsConfig, fstests_config, parse_selector, section_name
 from .source import Unavailable, resolve_source
 
 SUITE = "fstests"
@@ -177,6 +178,7 @@ def expand(tree: Path, selectors: list[str], fstype: str,
 
 
 def expunged(fst: FstestsConfig, test: str, variant: str) -> str | None:
+    """The config's fstests.expunge for this test on this variant (it wins over expunge files)."""
     for e in fst.expunge:
         if test in e.tests and (not e.variants or variant in e.variants):
             return f"expunged in the config{': ' + e.reason if e.reason else ''}"
@@ -201,6 +203,12 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
         src = resolve_source(fst)
     except Unavailable:
         src = None
+    table = load_expunges()
+    kernel = getattr(cfg, "kernel", None)
+    kkey = kernel_key(kernel) if table else None
+    if table and not kkey and (dirs := kernel_dirs(table)):
+        ui.warn(f"fstests: cannot tell the kernel's major.minor from {describe_kernel(kernel)}; "
+                f"only expunges/all/ applies (not {', '.join(f'expunges/{d}/' for d in dirs)})")
     groups: dict[str, dict[str, set[str]]] = {}
     jobs, skipped = [], []
     for v in vs:
@@ -209,9 +217,10 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
         else:   # jobs that will report why fstests is unavailable
             names, na = [s.strip() for s in selectors], []
         skipped += [(v, FstestsTest(t, fst.test_timeout), why) for t, why in na]
+        files = for_variant(table, kkey, v.fstype, section_name(v.name))
         for i in range(1, n + 1):
             for t in names:
-                why = expunged(fst, t, v.name)
+                why = expunged(fst, t, v.name) or (files[t].why() if t in files else None)
                 if why:
                     if i == 1:
                         skipped.append((v, FstestsTest(t, fst.test_timeout), why))
