@@ -376,7 +376,11 @@ class ConsoleAnalyzer:
         if text[:2] == "[<":
             fm = ARM_FRAME_RE.match(text)
             if fm:
-                self._frame(rep, fm.group(1), True, None)
+                # "(callee) from (caller+0x..)": the caller is the next line's callee, but for the last line
+                if not rep.frames or rep.frames[-1].name != clean_func(fm.group(1)):
+                    self._frame(rep, fm.group(1), True, None)
+                self._frame(rep, fm.group(2), True, None)
+                rep.foreign = 0
                 return 0
         if s.startswith(("RIP: ", "pc : ", "NIP ", "EIP: ", "PC is at ", "epc : ", "IP: ")):
             m = RIP_RE.match(s)

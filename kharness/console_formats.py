@@ -129,7 +129,7 @@ _ALLOC_SKIP = _c(r"\w*alloc\w*|kmem_cache\w*|\w*slab\w*|kmemleak\w*|\w*_noprof|k
 _LOCKDEP_SKIP = None     # the locking primitives are skipped in every report
 _PREEMPT_SKIP = _c(r"check_preemption_disabled|debug_smp_processor_id|__this_cpu_preempt_check|\w*this_cpu\w*")
 # Functions that warn on their caller's behalf.
-_WARN_SKIP = _c(r"\w*warn\w*|drop_nlink|mark_buffer_dirty\w*|fast_dput|dput|rollback_registered\w*"
+_WARN_SKIP = _c(r"drop_nlink|mark_buffer_dirty\w*|fast_dput|dput|rollback_registered\w*"
                 r"|unregister_netdevice_many\w*|dpm_sysfs_remove|devres_release_all|add_uevent_var|kobject_uevent\w*"
                 r"|__seqprop_assert|cleanup_srcu_struct|enqueue_to_backlog|kthread_insert_work_sanity_check")
 
@@ -253,9 +253,10 @@ FORMATS: tuple[Row, ...] = (
 
     # -- warnings, by the file that warns --------------------------------------------------------
     Row("WARNING", _warn_re(r"lib/debugobjects\.c"), "WARNING: ODEBUG bug in {frame}",
-        skip=_c(r"\w*debug_object\w*|debug_print_object|\w*_free\w*|\w*destroy\w*|\w*timer\w*|\w*work\w*"), **_W),
+        skip=_c(r"\w*debug_object\w*|debug_print_object|(?:__)?call_rcu\w*|__vunmap|vfree\w*|netdev_release"
+                r"|(?:__)?free_pages\w*|__free_pages\w*"), **_W),
     Row("REFCOUNT", _warn_re(r"lib/refcount\.c"), "WARNING: refcount bug in {frame}",
-        skip=_c(r"\w*refcount\w*|\w*_get\w*|\w*_put\w*|\w*_inc\w*|\w*_dec\w*|\w*_add\w*|\w*_sub\w*"), **_W),
+        skip=_c(r"\w*refcount\w*|kobject_(?:get|put)\w*|kref_\w+"), **_W),
     Row("WARNING", _warn_re(r"kernel/locking/lockdep\.c"), "WARNING: locking bug in {frame}", skip=_LOCKDEP_SKIP,
         **_W),
     Row("WARNING", _warn_re(r"mm/(?:slab_common|util)\.c", r"k(?:v)?malloc\w*"),
@@ -267,7 +268,7 @@ FORMATS: tuple[Row, ...] = (
     Row("WARNING", _warn_re(r"mm/usercopy\.c"), "WARNING: bad usercopy in {frame}",
         skip=_c(r"\w*usercopy\w*|check_\w+|__check_\w+|\w*copy_\w+"), **_W),
     Row("WARNING", _warn_re(r"drivers/usb/core/urb\.c"), "WARNING in {frame}/usb_submit_urb",
-        skip=_c(r"usb_\w+|\w*_urb\w*"), **_W),
+        skip=_c(r"usb_\w+"), **_W),
     Row("WARNING", _warn_re(), "WARNING in {frame}", skip=_WARN_SKIP, **_W),
     Row("WARNING", _c(r"WARNING: kernel stack (?P<what>regs|frame pointer) at \S+ in \S+ has bad (?P<v>'bp' )?value"),
         "WARNING: kernel stack {what} has bad {v}value", parts=(), stackless=True, need_stack=False),
@@ -292,10 +293,12 @@ FORMATS: tuple[Row, ...] = (
     Row("BUG", _c(r"BUG: (?:TASK )?stack guard page was hit"), "BUG: stack guard page was hit in {frame}",
         end=TRACE_POLICY, alt="stack-overflow", stall=True),
     Row("BUG", _c(r"BUG: Bad page (?P<what>state|map)"), "BUG: Bad page {what} in {frame}",
-        skip=_c(r"bad_page|folios?_put\w*|skb_release_data|skb_free_head|page_pool_\w+|__folio_put\w*|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
+        skip=_c(r"bad_page|folio_batch\w*|folios?_put\w*|skb_release_data|skb_free_head|page_pool_\w+|__folio_put\w*|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
                 r"|put_page\w*|release_pages|\w*pcp\w*|(?:__)?page_cache_release")),
     Row("BUG", _c(r"BUG: Bad rss-counter state"), "BUG: Bad rss-counter state", parts=(), stackless=True,
         need_stack=False),
+    Row("BUG", _c(r"BUG: Dentry .* still in use \(-?\d+\) \[(?P<what>unmount) of"), "BUG: Dentry still in use in {what}",
+        parts=(), need_stack=False),
     Row("BUG", _c(r"BUG: Dentry .* still in use"), "BUG: Dentry still in use in {frame}",
         skip=_c(r"umount_check|\w*shrink_dcache\w*|d_walk|\w*dentry\w*")),
     Row("BUG", _c(r"BUG: sleeping function called"), "BUG: sleeping function called from invalid context in {frame}"),
@@ -395,13 +398,13 @@ FRAME_RE = re.compile(
     r"(\+0x[0-9a-f]+/0x[0-9a-f]+)?(?:\s+\[[\w-]+\])?(?:\s+(\S+\.(?:[chsS]|rs):\d+)(?::\d+)?)?"
     r"(?:\s+\[inline\])?(?:\s+\([A-Z]\))?\s*$")
 # 32-bit ARM: "[<80c1e5e8>] (__schedule) from [<80c1eb20>] (schedule+0x60/0xdc)"
-ARM_FRAME_RE = re.compile(r"\s*\[<[0-9a-f]+>\] \(([\w.$]+)\) from \[<[0-9a-f]+>\]")
+ARM_FRAME_RE = re.compile(r"\s*\[<[0-9a-f]+>\] \(([\w.$]+)\) from \[<[0-9a-f]+>\] \(([\w.$]+)")
 # Lines inside a stack that are not frames (ARM register and exception-stack dumps).
 STACK_NOISE_RE = re.compile(r"\s*(?:r\d+:[0-9a-f]{8}|Exception stack\(|[0-9a-f]{4}: [0-9a-f]{8} |\.\.\.$"
                             r"|R[A-Z0-9]{2}: |EFLAGS|Code: |FS: |CS: |CR2: |DR\d: |ORIG_RAX)")
 RIP_RE = re.compile(r"(?:RIP: [0-9a-f]{4}:|RIP: |pc : |NIP \[[0-9a-f]+\] |EIP: |PC is at |epc : |IP: )"
                     r"(?:\[<[0-9a-f]+>\]\s+)*([\w.$]+)(?:\+0x|\s+(\S+\.(?:[chsS]|rs):\d+)|$|\s+\[inline\])")
-AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\] )?([\w.$]+)\+0x")
+AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\]\s+)?([\w.$]+)\+0x")
 MARKER_RE = re.compile(r"\s*(</?(?:TASK|IRQ|NMI|SOFTIRQ)>|<EOI>)\s*$")
 CALLTRACE_RE = re.compile(r"\s*(?:Call [Tt]race:|Backtrace:|(?:kmemleak: )?\s*backtrace(?: \(crc [0-9a-f]+\))?:"
                           r"|stack backtrace:$)")

@@ -45,7 +45,7 @@ _SKIP = re.compile(r"""(?x)
   | die\w* | __die\w* | oops_\w+ | panic\w* | __panic\w* | bug_handler | \w*kasan\w* | check_memory_region\w*
   | __asan\w* | \w*kmsan\w* | __msan\w* | \w*kfence\w* | \w*kcsan\w* | __tsan\w* | \w*ubsan\w* | __sanitizer\w*
   | _*might_\w+ | should_fail\w* | fail_dump | __should_fail\w*
-  | page_fault_oops | do_user_addr_fault | do_kern_addr_fault | kernelmode_fixup_or_oops | \w*bad_area\w*
+  | page_fault_oops | do_user_addr_fault | do_kern_addr_fault | kernelmode_fixup_or_oops
   | no_context | __do_page_fault | do_page_fault | page_fault | async_page_fault | fixup_exception
   | handle_page_fault | spurious_kernel_fault | __do_kernel_fault | do_translation_fault | do_mem_abort
   | do_DataAbort | do_PrefetchAbort | el1_\w+ | el0_(?!svc_naked)\w+ | do_sea | do_bad_area
@@ -58,7 +58,7 @@ _SKIP = re.compile(r"""(?x)
   | gic_handle_irq | __handle_domain_irq | handle_domain_irq | generic_handle_irq | arch_timer_handler\w*
   | handle_percpu_devid_irq | irq_handler_entry | \w*_thunk | trace_hardirqs\w* | lockdep_hardirqs\w*
   | mem(?:cpy|set|move|cmp|chr|scan)\w* | __mem(?:cpy|set|move)\w* | str(?:n?cpy|l?cat|n?len|n?cmp|chr|scpy|str)\w*
-  | _?copy_(?:to|from)_user\w* | __copy_(?:to|from)_user\w* | __get_user\w* | __put_user\w* | rep_movs\w*
+  | \w*copy_(?:to|from)_user\w* | __copy_(?:to|from)_user\w* | __get_user\w* | __put_user\w* | rep_movs\w*
   | rep_stos\w* | copy_user_\w+ | __arch_copy_\w+ | raw_copy_\w+ | _?copy_(?:to|from)_iter\w*
   | __list_\w+ | list_(?:add|del)\w* | \w*refcount_\w+ | arch_atomic\w* | atomic_\w+ | atomic64_\w+
   | __read_once\w* | instrument_\w+ | test_and_\w+_bit | (?:__)?set_bit | (?:__)?clear_bit | test_bit
@@ -68,12 +68,12 @@ _SKIP = re.compile(r"""(?x)
   | debug_lockdep\w* | rcu_lockdep\w* | find_held_lock | mark_held_locks | check_\w+_usage | check_noncircular
   | validate_chain | check_prev_add\w* | __bfs\w* | hlock_class | register_lock_class | look_up_lock_class
   | __check_object_size | check_object_size | usercopy_\w+ | (?:__)?fortify_\w+ | dump_page | __dump_page | bad_page
-  | kobject_\w+ | debug_object\w* | debug_print_object | debug_check_no_\w+ | \w+_is_static_object
+  | (?:__)?kobject_\w+ | debug_object\w* | debug_print_object | debug_check_no_\w+ | \w+_is_static_object
   | string | hex_string | pointer | vsnprintf | v?sn?printf | v?scnprintf | kvasprintf\w* | kasprintf\w*
   | hex_dump_to_buffer | print_hex_dump\w* | crc\w* | \w+_crc\d*\w* | aes_\w+ | read_word_at_a_time
   | __wake_up\w* | wake_up_(?:bit|var|process|state|all|interruptible|q|locked|sync)\w* | wake_up | finish_wait | prepare_to_wait\w* | autoremove_wake_function | default_wake_function
   | try_to_wake_up | wait_for_completion\w* | (?:__)?wait_for_common\w* | do_wait_for_common | kthread_stop\w*
-  | device_(?:del|unregister|release)\w* | (?:__)?sysfs_remove_\w+ | (?:__)?kernfs_remove\w*
+  | device_(?:del|unregister|release)\w* | (?:__)?sysfs_remove_\w+
   | usb_kill_urb | usb_kill_anchored_urbs | usb_poison_urb | usb_hcd_\w+
   | kfree_skb\w* | __kfree_skb\w* | kv?free | kfree_sensitive | kzfree | kmem_cache_free\w* | __kmem_cache_free\w*
   | slab_free\w* | __slab_free\w* | (?:__)?kmalloc\w* | (?:__)?kmem_cache_alloc\w* | k[zc]alloc\w* | kvmalloc\w*
@@ -84,6 +84,12 @@ _SKIP = re.compile(r"""(?x)
   | check_panic_on_warn | __stack_chk_fail | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
   | try_to_grab_pending | (?:__)?alloc_pages\w* | __alloc_frozen_pages\w* | _*kmalloc_large\w* | free_large_kmalloc
   | (?:__)?vmalloc\w* | __vmalloc_node\w* | \w*copy\w*_to_iter\w* | aesti_\w+ | sk_stop_timer\w* | __mod_timer | mod_timer
+  | device_add | get_device_parent | device_register | device_initialize | device_create\w* | device_destroy
+  | device_remove_file\w* | put_device | get_device | va_format | dev_vprintk_emit | __dev_printk | _dev_(?:info|err|warn|notice|printk)\w*
+  | dev_printk\w* | sk_skb_reason_drop | kfree_skb_reason | _?compound_head | find_lock_entries | find_get_entries
+  | truncate_inode_pages\w* | crypto_ecb_\w+ | cipher_crypt_one | crypto_cipher_\w+ | (?:v)?memdup_user\w* | strndup_user
+  | alloc_page\w* | __raw_(?:read|write)[bwlq] | __hwasan\w* | drain_workqueue | destroy_workqueue | handle_overflow
+  | warn_alloc\w* | program_check_exception | console_flush_all | console_unlock | console_emit\w*
   | do_tag_check_fault | el1h_\w+ | el1t_\w+ | do_mem_abort | do_bad_area | __do_kernel_fault
 """)
 _LOCKING = re.compile(LOCKING)
@@ -109,6 +115,8 @@ _STALL_ENTRY = re.compile(r"""(?x)
   | do_vfs_ioctl | sock_(?:sendmsg|recvmsg|ioctl|do_ioctl|write_iter|read_iter) | __sock_(?:sendmsg|recvmsg)
   | __do_fault | cpu_startup_entry | do_idle | (?:__)?mmap_region | do_mmap\w*
 """)
+_RET_FROM_FORK = re.compile(r"ret_from_fork\w*")
+_SWITCHED_OUT = re.compile(r"(?:__)?schedule|__switch_to\w*|context_switch")
 _COMPAT_IOCTL = re.compile(r"\w+_compat_ioctl")
 # Frames that name a stall themselves wherever they are.
 _STALL_SELF = re.compile(r"smp_call_function\w*")
@@ -129,14 +137,15 @@ _STALL_SKIP = re.compile(r"\w*rcu\w*|\w*_stall\w*|cpu_relax|\w*nmi\w*|\w*backtra
                          r"|native_\w+|\w*spin\w*|\w*_lock\w*|\w*_unlock\w*|\w*lock_acquire\w*|preempt_\w+"
                          r"|(?:__)?schedule\w*|preempt_schedule\w*|sched_show_task|__cond_resched|_cond_resched|\w*hrtimer\w*|smp_call_function_\w*ipi\w*"
                          r"|generic_exec_single|flush_smp_call_function\w*|\w*irqentry\w*|\w*irq_\w+|\w*_irq"
-                         r"|default_idle\w*|arch_cpu_idle\w*|cpuidle\w*|\w*safe_halt|__switch_to\w*|context_switch|finish_task_switch\w*|dump_cpu_task|asm_call_\w+|call_on_stack|\w*apic_timer_interrupt\w*|\w*_interrupt_entry\w*")
+                         r"|unwind_\w+|__unwind_\w+|arch_stack_walk|stack_trace_save\w*|default_idle\w*|arch_cpu_idle\w*|cpuidle\w*|\w*safe_halt|__switch_to\w*|context_switch|finish_task_switch\w*|dump_cpu_task|asm_call_\w+|call_on_stack|\w*apic_timer_interrupt\w*|\w*_interrupt_entry\w*")
 
 # Title-level names: what a frame is called in a title (the raw name goes into the alternate title).
 _CANONICAL = (
     (re.compile(r"__(?:x64|ia32|arm64|riscv|s390x?)_sys_(\w+)"), r"sys_\1"),
     (re.compile(r"(?:__se_|__do_|compat_)?(?:sys|SyS|ksys)_(\w+)"), r"\1"),
     (re.compile(r"smp_call_function_(?:single|many)\w*"), "smp_call_function"),
-    (re.compile(r"synchronize_rcu_\w+|synchronize_sched\w*|(?:__)?synchronize_srcu\w*"), "synchronize_rcu"),
+    (re.compile(r"synchronize_rcu_expedited|synchronize_sched(?:_expedited)?|(?:__)?synchronize_srcu(?:_expedited)?"),
+     "synchronize_rcu"),
 )
 
 
@@ -255,11 +264,26 @@ def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> t
 
 def stall_frame(frames: list[Frame], row_skip: re.Pattern | None) -> str | None:
     """A stalled CPU's entry point: the syscall (or, for read/write/ioctl-like ones, what it
-    called), or what a work item, timer, kthread or packet handler ran; else the first frame
-    that says something below the reporting interrupt."""
+    called), or what a work item, timer, kthread or packet handler ran; None without one."""
     seq = [f for f in frames if f.reliable]
     if not seq:
         seq = [f._replace(reliable=True) for f in frames]
+    # A stack that starts in the scheduler (not preempted by an interrupt) is a task that was
+    # switched out, not the looping CPU: leave it out.  Stacks are split at ret_from_fork too
+    # (dumps printed without a "Call Trace:" line of their own).
+    segs, seg, prev = [], 0, None
+    for f in seq:
+        if prev is not None and (f.stack != prev.stack or _RET_FROM_FORK.fullmatch(prev.name)):
+            seg += 1
+        segs.append(seg)
+        prev = f
+    heads: dict[int, list[Frame]] = {}
+    for f, g in zip(seq, segs):
+        if not f.rip and len(heads.setdefault(g, [])) < 2:
+            heads[g].append(f)
+    switched = {g for g, h in heads.items() if _SWITCHED_OUT.fullmatch(h[0].name)
+                and not (len(h) > 1 and h[1].name == "preempt_schedule_irq")}
+    seq = [f for f, g in zip(seq, segs) if g not in switched]
     for f in seq:
         if _STALL_SELF.fullmatch(f.name):
             return f.name
@@ -273,10 +297,7 @@ def stall_frame(frames: list[Frame], row_skip: re.Pattern | None) -> str | None:
         g = _callee(seq, i, row_skip)
         if g is not None:
             return g
-    for f in seq:
-        if not _skipped(f, row_skip) and not _STALL_SKIP.fullmatch(f.name) and not _WRAPPER.fullmatch(f.name):
-            return f.name
-    return None
+    return None      # no entry point: the stack was cut or is not the looping CPU's
 
 
 def _callee(seq: list[Frame], i: int, row_skip: re.Pattern | None) -> str | None:
