@@ -37,8 +37,8 @@ from collections import deque
 
 from .console_formats import (
     ARM_FRAME_RE, AT_RE, CALLTRACE_RE, CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, FRAME_RE,
-    KEYWORD_RE, KEYWORDS, KIND, MARKER_RE, RIP_RE, SECTION_RE, STACK_FOLLOW_RE, STACK_NOISE_RE, STACK_POLICY, TAIL_RE, TRACE_POLICY,
-    TS_RE, Row, clean_func, match_header, split_line,
+    GLUED_TS_RE, KEYWORD_RE, KEYWORDS, KIND, MARKER_RE, RIP_RE, SECTION_RE, STACK_FOLLOW_RE, STACK_NOISE_RE,
+    STACK_POLICY, TAIL_RE, TRACE_POLICY, TS_RE, Row, clean_func, match_header, split_line,
 )
 from .console_titles import Frame, report_title, stall_frame
 from .model import Finding
@@ -234,6 +234,12 @@ class ConsoleAnalyzer:
     def _header(self, no: int, ctx: str | None, has_ts: bool, s: str, rep: _Report | None) -> bool:
         """Start a report if s is a report header; True if the line was consumed."""
         found = match_header(s)
+        if found is None and "] " in s:
+            # a kernel line glued to the end of another ("...allocation failure: 34 bytes[   76.4] BUG: ...")
+            m = GLUED_TS_RE.search(s)
+            if m:
+                s = s[m.end():].strip()
+                found = match_header(s)
         if found is None or not self._kernel_line(has_ts, ctx):
             return False
         row, info = found

@@ -39,7 +39,7 @@ _PREFIX_RE = re.compile(
 _SYSLOG_RE = re.compile(
     r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:?\d\d|Z)?) \S+ kernel: ")
 TS_RE = re.compile(r"(?:<\d{1,3}>)?\[\s*\d+\.\d+\]")
-_GLUED_TS_RE = re.compile(r"\[\s*\d+\.\d{6}\]")
+GLUED_TS_RE = re.compile(r"\[\s*\d+\.\d{6}\]")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -58,7 +58,7 @@ def split_line(raw: str) -> tuple[str | None, bool, str]:
     if raw[:1] not in ("<", "["):
         # a kernel line glued to the end of a user-space one ("syzkaller login: [  417.7] rcu: ...")
         i = raw.find("[", 1)
-        if i < 0 or not _GLUED_TS_RE.match(raw, i):
+        if i < 0 or not GLUED_TS_RE.match(raw, i):
             return None, False, raw
         raw = raw[i:]
     m = _PREFIX_RE.match(raw)
@@ -76,10 +76,13 @@ class Row(NamedTuple):
 
     header  matched (re.match) against a header line's message text, stripped, with a
             "watchdog: "-like prefix removed; its named groups go into the title template
-    title   template: {frame} is the guilty frame, other {names} are header or body values
+    title   template: {frame} is the guilty frame ("corrupted" when none), other {names} are
+            header or body values; "A||B" takes the first whose values are all known
+            ({found} is known when a frame was found)
     parts   where the frame is read from, in order: "rip" (RIP/pc lines), "trace" (the
-            first call trace), "header" / "body:KEY" (a function the header or a body
-            line names), "sec:REGEX" (the first stack section whose label matches)
+            first call trace), "frames" (frames before any call trace line), "header" /
+            "body:KEY" (a function the header or a body line names), "sec:REGEX" (the
+            first stack section whose label matches)
     skip    frames to skip in this report type on top of the shared lists
     stall   the frame is chosen by the stall rule (the entry point the CPU loops under)
     alt     category of the alternate titles ("hang" -> "hang in f"), "" for none
@@ -131,7 +134,7 @@ _PREEMPT_SKIP = _c(r"check_preemption_disabled|debug_smp_processor_id|__this_cpu
 # Functions that warn on their caller's behalf.
 _WARN_SKIP = _c(r"drop_nlink|mark_buffer_dirty\w*|fast_dput|dput|rollback_registered\w*"
                 r"|unregister_netdevice_many\w*|dpm_sysfs_remove|devres_release_all|add_uevent_var|kobject_uevent\w*"
-                r"|__seqprop_assert|cleanup_srcu_struct|enqueue_to_backlog|kthread_insert_work_sanity_check")
+                r"|__seqprop_assert|unregister_netdevice_queue|unregister_netdev|cleanup_srcu_struct|enqueue_to_backlog|kthread_insert_work_sanity_check")
 
 # WARNING: the shapes of __warn()'s line (the second is 6.19+, the last 3.x); path and function
 # are patterns, the function is read into "func".
@@ -182,7 +185,7 @@ FORMATS: tuple[Row, ...] = (
     Row("KASAN", _c(r"BUG: KASAN: (?P<what>[\w-]+)"), "KASAN: {what} {access}||KASAN: {what}", end=EQ_POLICY, parts=(),
         alt="bad-access", body=((r"(?P<access>Read|Write) (?:of size|at addr)", "access"),)),
     Row("KFENCE", _c(r"BUG: KFENCE: (?P<what>.*?) in (?P<func>[\w.$]+)"),
-        "KFENCE: {what} in {frame}", end=EQ_POLICY, parts=("header", "trace"), alt="bad-access"),
+        "KFENCE: {what} in {frame}", end=EQ_POLICY, parts=("header", "frames", "trace"), alt="bad-access"),
     Row("KMSAN", _c(r"BUG: KMSAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)"),
         "KMSAN: {what} in {frame}", end=EQ_POLICY, parts=("header", "trace")),
     Row("KCSAN", _c(r"BUG: KCSAN: (?P<what>[\w-]+) in (?P<func>[\w.$]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?"
@@ -193,7 +196,7 @@ FORMATS: tuple[Row, ...] = (
     Row("UBSAN", _c(r"UBSAN: Undefined behaviour in"), "UBSAN: undefined-behaviour in {frame}", end=TRACE_POLICY,
         parts=("trace",)),
     Row("UBSAN", _c(r"UBSAN: (?P<what>[\w-]+)"), "UBSAN: {what} in {frame}", end=TRACE_POLICY, parts=("trace",)),
-    Row("MEMLEAK", _c(r"unreferenced object 0x[0-9a-f]+ \(size \d+\):"), "memory leak in {frame}",
+    Row("MEMLEAK", _c(r"unreferenced object(?: 0x[0-9a-f]+ \(size \d+\):|$)"), "memory leak in {frame}",
         parts=("trace",), skip=_c(_ALLOC_SKIP.pattern + r"|pcpu_\w+|sget_userns")),
 
     # -- lockdep and friends -------------------------------------------------------------------
@@ -254,7 +257,7 @@ FORMATS: tuple[Row, ...] = (
     # -- warnings, by the file that warns --------------------------------------------------------
     Row("WARNING", _warn_re(r"lib/debugobjects\.c"), "WARNING: ODEBUG bug in {frame}",
         skip=_c(r"\w*debug_object\w*|debug_print_object|(?:__)?call_rcu\w*|__vunmap|vfree\w*|netdev_release"
-                r"|(?:__)?free_pages\w*|__free_pages\w*"), **_W),
+                r"|(?:__)?free_pages\w*|__free_pages\w*|init_timer_key|__init_timer\w*|hrtimer_init\w*"), **_W),
     Row("REFCOUNT", _warn_re(r"lib/refcount\.c"), "WARNING: refcount bug in {frame}",
         skip=_c(r"\w*refcount\w*|kobject_(?:get|put)\w*|kref_\w+"), **_W),
     Row("WARNING", _warn_re(r"kernel/locking/lockdep\.c"), "WARNING: locking bug in {frame}", skip=_LOCKDEP_SKIP,
@@ -270,7 +273,7 @@ FORMATS: tuple[Row, ...] = (
     Row("WARNING", _warn_re(r"drivers/usb/core/urb\.c"), "WARNING in {frame}/usb_submit_urb",
         skip=_c(r"usb_\w+"), **_W),
     Row("WARNING", _warn_re(), "WARNING in {frame}", skip=_WARN_SKIP, **_W),
-    Row("WARNING", _c(r"WARNING: kernel stack (?P<what>regs|frame pointer) at \S+ in \S+ has bad (?P<v>'bp' )?value"),
+    Row("WARNING", _c(r"WARNING: kernel stack (?P<what>regs|frame pointer) at .*? in \S+ has bad (?P<v>'bp' )?value"),
         "WARNING: kernel stack {what} has bad {v}value", parts=(), stackless=True, need_stack=False),
 
     # -- oopses ----------------------------------------------------------------------------------
@@ -280,7 +283,7 @@ FORMATS: tuple[Row, ...] = (
         "BUG: unable to handle kernel paging request in {frame}", end=TRACE_POLICY, alt="bad-access"),
     Row("PAGE_FAULT", _c(r"BUG: unable to handle kernel (?P<what>access to user memory)"),
         "BUG: unable to handle kernel {what} in {frame}", end=TRACE_POLICY, alt="bad-access"),
-    Row("PAGE_FAULT", _c(r"BUG: unable to handle kernel$"), "BUG: unable to handle kernel", end=TRACE_POLICY,
+    Row("PAGE_FAULT", _c(r"BUG: unable to handle kernel(?:$| (?=\[\s*\d+\.\d+\]))"), "BUG: unable to handle kernel", end=TRACE_POLICY,
         parts=()),
     Row("PAGE_FAULT", _c(r"Unable to handle kernel NULL pointer dereference"),
         "BUG: unable to handle kernel NULL pointer dereference in {frame}", end=TRACE_POLICY, alt="bad-access"),
@@ -292,8 +295,9 @@ FORMATS: tuple[Row, ...] = (
         lead="BUG Unable"),
     Row("BUG", _c(r"BUG: (?:TASK )?stack guard page was hit"), "BUG: stack guard page was hit in {frame}",
         end=TRACE_POLICY, alt="stack-overflow", stall=True),
-    Row("BUG", _c(r"BUG: Bad page (?P<what>state|map)"), "BUG: Bad page {what} in {frame}",
-        skip=_c(r"bad_page|folio_batch\w*|folios?_put\w*|skb_release_data|skb_free_head|page_pool_\w+|__folio_put\w*|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
+    Row("BUG", _c(r"BUG: Bad page map"), "BUG: Bad page map in {frame}{found}||BUG: Bad page map"),
+    Row("BUG", _c(r"BUG: Bad page (?P<what>state)"), "BUG: Bad page {what} in {frame}",
+        skip=_c(r"bad_page|folio_batch\w*|folio_add_lru\w*|(?:__)?netif_receive_skb\w*|folios?_put\w*|skb_release_data|skb_free_head|page_pool_\w+|__folio_put\w*|\w*free_pages?\w*|\w*free_one_page\w*|free_unref\w*|\w*page_frag\w*|\w*folio_put\w*"
                 r"|put_page\w*|release_pages|\w*pcp\w*|(?:__)?page_cache_release")),
     Row("BUG", _c(r"BUG: Bad rss-counter state"), "BUG: Bad rss-counter state", parts=(), stackless=True,
         need_stack=False),
@@ -309,8 +313,8 @@ FORMATS: tuple[Row, ...] = (
     Row("KERNEL_BUG", _c(r"kernel BUG at (?P<loc>\S+?)!?$"), "kernel BUG in {frame}", end=TRACE_POLICY,
         skip=_c(r"\w*_panic|(?:__)?fortify_\w+|assertfail|rust_helper_BUG|skb_(?:put|push|pull)|__phys_addr"
                 r"|__check_heap_object|folio_unlock|unlock_page")),
-    Row("GPF", _c(r"general protection fault\b"), "general protection fault in {frame}",
-        end=TRACE_POLICY, alt="bad-access"),
+    Row("GPF", _c(r"(?:segment-related )?general protection fault\b"), "general protection fault in {frame}",
+        end=TRACE_POLICY, alt="bad-access", lead="general segment-related"),
     Row("OOPS", _c(r"(?:divide error|divide_error)" + _DIE), "divide error in {frame}", end=TRACE_POLICY,
         lead="divide divide_error"),
     Row("OOPS", _c(r"stack segment" + _DIE), "stack segment fault in {frame}", end=TRACE_POLICY),
@@ -343,6 +347,8 @@ FORMATS: tuple[Row, ...] = (
     Row("BUG", _c(r"INFO: (?P<what>Freed|Allocated) in (?P<func>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+ age=\d+ cpu=\d+ "
                   r"pid=\d+"), "INFO: {what} in {frame} age=NUM cpu=NUM pid=NUM", parts=("header",),
         need_stack=False, stackless=True),
+    Row("BUG", _c(r"BUG [\w-]+ \((?:Not tainted|Tainted: [^)]*)\): Object already free"), "BUG: Object already free",
+        parts=(), need_stack=False, stackless=True),
     Row("BUG", _c(r"BUG (?P<cache>[\w-]+) \((?:Not tainted|Tainted: [^)]*)\): (?P<what>.*)"), "BUG: {what} in {frame}",
         generic=True),
     Row("BUG", _c(r"BUG: (?P<what>.*)"), "BUG: {what} in {frame}", generic=True),
@@ -398,7 +404,7 @@ FRAME_RE = re.compile(
     r"(\+0x[0-9a-f]+/0x[0-9a-f]+)?(?:\s+\[[\w-]+\])?(?:\s+(\S+\.(?:[chsS]|rs):\d+)(?::\d+)?)?"
     r"(?:\s+\[inline\])?(?:\s+\([A-Z]\))?\s*$")
 # 32-bit ARM: "[<80c1e5e8>] (__schedule) from [<80c1eb20>] (schedule+0x60/0xdc)"
-ARM_FRAME_RE = re.compile(r"\s*\[<[0-9a-f]+>\] \(([\w.$]+)\) from \[<[0-9a-f]+>\] \(([\w.$]+)")
+ARM_FRAME_RE = re.compile(r"\s*\[<[0-9a-f]+>\] \(([A-Za-z_.$][\w.$]*)\) from \[<[0-9a-f]+>\] \(([A-Za-z_.$][\w.$]*)")
 # Lines inside a stack that are not frames (ARM register and exception-stack dumps).
 STACK_NOISE_RE = re.compile(r"\s*(?:r\d+:[0-9a-f]{8}|Exception stack\(|[0-9a-f]{4}: [0-9a-f]{8} |\.\.\.$"
                             r"|R[A-Z0-9]{2}: |EFLAGS|Code: |FS: |CS: |CR2: |DR\d: |ORIG_RAX)")
@@ -414,6 +420,7 @@ SECTION_RE = re.compile(r"\s*(?:\.\.\. (?:which became|acquired at|key at)|-> #\
                         r"|Local variable .* created at|Memory state around|\S.* at:$)")
 END_TRACE = "---[ end trace"
 EQ_LINE_RE = re.compile(r"\s*={20,}\s*$")
+_MANGLED_RE = re.compile(r"_Z(\d+)")
 _SUFFIX_RE = re.compile(r"(?:\.(?:isra|constprop|part|cold|llvm|lto_priv|clone)(?:\.\d+)*)+$")
 
 # Lines that may follow a task's stack (the end of a stack without <TASK> markers).
@@ -436,6 +443,10 @@ TAIL_RE = re.compile(r"""(?x)
 
 def clean_func(name: str) -> str:
     """A function name without the compiler's clone suffixes (.isra.0, .constprop.1, .cold, ...)."""
+    if name.startswith("_Z"):          # C++ mangled ("_Z8fakeNameiii")
+        m = _MANGLED_RE.match(name)
+        if m and len(name) >= m.end() + int(m.group(1)):
+            return name[m.end():m.end() + int(m.group(1))]
     return _SUFFIX_RE.sub("", name)
 
 

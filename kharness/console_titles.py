@@ -81,7 +81,8 @@ _SKIP = re.compile(r"""(?x)
   | (?:__)?try_to_del_timer\w* | del_timer\w* | (?:__)?timer_delete\w* | insert_work | __queue_work
   | queue_work_on | __queue_delayed_work | queue_delayed_work_on | (?:__)?flush_work | (?:__)?cancel_work\w*
   | (?:__)?rb_\w+ | xas_\w+ | xa_\w+ | (?:__)?idr_\w+ | ida_\w+ | rhashtable_\w+ | __rhashtable_\w+ | iput
-  | check_panic_on_warn | __stack_chk_fail | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
+  | check_panic_on_warn | get_taint | warn_bogus_irq_restore | (?:__)?unlock_page\w* | crypto_skcipher_\w+
+  | logic_(?:in|out)[bwlq]? | program_check_common | __stack_chk_fail | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
   | try_to_grab_pending | (?:__)?alloc_pages\w* | __alloc_frozen_pages\w* | _*kmalloc_large\w* | free_large_kmalloc
   | (?:__)?vmalloc\w* | __vmalloc_node\w* | \w*copy\w*_to_iter\w* | aesti_\w+ | sk_stop_timer\w* | __mod_timer | mod_timer
   | device_add | get_device_parent | device_register | device_initialize | device_create\w* | device_destroy
@@ -234,6 +235,8 @@ def _part(part: str, info: dict, frames: list[Frame], sections: list[str]) -> li
         if stack is None:
             return [f for f in frames if not f.rip and f.stack < 0]
         return [f for f in frames if not f.rip and f.stack == stack]
+    if part == "frames":          # frames printed before any "Call Trace:" line (KFENCE)
+        return [f for f in frames if not f.rip and f.stack < 0]
     if part.startswith("sec:"):
         pat = re.compile(part[4:])
         stack = next((i for i, s in enumerate(sections) if pat.search(s)), None)
