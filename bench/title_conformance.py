@@ -9,6 +9,7 @@ kharness.console.ConsoleAnalyzer, as `harness.py console` does, and compared:
   recall          logs with a TITLE for which at least one finding was made
   false positives logs without a TITLE that got a finding (count)
   kind right      the first finding's kind (hang/crash/warn) is the kind of the TYPE
+                  (HANG: hang; WARNING, LOCKDEP, LEAK, UBSAN, KCSAN, ATOMIC_SLEEP: warn; else crash)
   first title     the first finding's title is exactly syzkaller's TITLE
   hang titles     the same, over the logs whose TYPE is HANG
   (also: ALT titles matched, CORRUPTED agreement)
@@ -39,16 +40,24 @@ _WARN_TYPES = {"WARNING", "LOCKDEP", "REFCOUNT_WARNING", "LEAK", "UBSAN", "ATOMI
                "KCSAN-DATARACE", "KCSAN-ASSERT"}
 
 
-def expected_kind(type_: str, title: str) -> str:
-    if type_ == "HANG":
+def head(title: str) -> str:
+    return title.split(" in ", 1)[0]
+
+
+def expected_kind(type_: str, title: str, types_by_head: dict[str, str] | None = None) -> str:
+    """The kind of syzkaller's TYPE; a log without TYPE takes the TYPE the corpus gives
+    other logs with the same title head ("INFO: trying to register non-static key")."""
+    if not type_ and types_by_head:
+        type_ = types_by_head.get(head(title), "")
+    if type_ == "HANG" or (not type_ and title.startswith(("BUG: workqueue lockup", "INFO: task hung"))):
         return "hang"
     if type_ in _WARN_TYPES or type_.startswith("KCSAN"):
         return "warn"
-    if not type_:     # no TYPE given: from the title
-        if title.startswith(("INFO: task hung", "INFO: rcu detected stall", "BUG: soft lockup")):
-            return "hang"
-        if title.startswith(("WARNING", "possible deadlock", "inconsistent lock state", "memory leak")):
-            return "warn"
+    if not type_ and title.startswith(("WARNING", "possible deadlock", "inconsistent lock state", "memory leak",
+                                       "INFO: suspicious RCU usage", "INFO: trying to register non-static key",
+                                       "BUG: workqueue leaked lock", "BUG: lock held when returning",
+                                       "BUG: MAX_STACK_TRACE_ENTRIES")):
+        return "warn"     # lockdep's reports, typed LOCKDEP where the corpus types them
     return "crash"
 
 
@@ -100,6 +109,10 @@ def main() -> None:
     tests = [parse(p) for p in files]
     if args.only:
         tests = [t for t in tests if args.only in t["title"]]
+    types_by_head = {}
+    for t in tests:
+        if t["type"] and t["title"]:
+            types_by_head.setdefault(head(t["title"]), t["type"])
     n = found = kind_ok = title_ok = alt_ok = alt_n = hang_n = hang_ok = corr_ok = fp = clean = 0
     misses = []
     t0 = time.perf_counter()
@@ -113,7 +126,7 @@ def main() -> None:
                 misses.append((t["name"], "(none)", first.title, first.kind))
             continue
         n += 1
-        want_kind = expected_kind(t["type"], t["title"])
+        want_kind = expected_kind(t["type"], t["title"], types_by_head)
         title = first.title if first else "(none)"
         found += first is not None
         kind_ok += first is not None and first.kind == want_kind
