@@ -342,7 +342,7 @@ class ConsoleAnalyzer:
     def _stall_goes_on(rep: _Report) -> bool:
         """A stall or lockup report whose stacks so far name nothing (the RCU grace-period
         kthread's, the reporting interrupt's) goes on to the next stack, the stalled CPU's."""
-        if not rep.row.stall or stall_frame(rep.frames, rep.row.skip) is not None:
+        if not rep.row.stall or stall_frame(rep.frames, rep.row.skip, rep.type == "RCU_STALL") is not None:
             return False
         if rep.grace is None:
             rep.grace = _STALL_GRACE_LINES

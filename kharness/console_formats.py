@@ -101,6 +101,7 @@ class Row(NamedTuple):
     generic: bool = False       # a bare header line without CPU or stack lines is no report
     oneline: bool = False       # the report is its header line: it may be printed inside another report
     confirm: str = ""           # a body key without which the header started no report
+    foreign: re.Pattern | None = None   # frames that cannot be in this report's stack: it is corrupted
     body: tuple = ()
     lead: str = ""              # the header's first word (dispatch key), from the pattern if empty
 
@@ -126,6 +127,9 @@ _HANG_SKIP = _c(r"(?!rtnl_lock$|synchronize_)(?:\w*sched\w*|\w*_lock\w*|\w*_slow
                 r"|\w*kthread\w*|\w*wait\w*|context_switch|__switch_to\w*|\w*cancel_\w*work\w*|\w*flush_work\w*"
                 r"|rcu_barrier\w*|do_read_cache_\w+|usb_(?:control|bulk|interrupt)_msg\w*|\w*mutex\w*|__lock_page\w*"
                 r"|\w*_sleep\w*|" + LOCKING + ")")
+# A blocked task is not printing a stack or failing an injected fault: such frames in its stack
+# are another task's lines interleaved.
+_NOT_BLOCKED = _c(r"dump_stack\w*|should_fail\w*|fail_dump|show_stack")
 _ALLOC_SKIP = _c(r"\w*alloc\w*|kmem_cache\w*|\w*slab\w*|kmemleak\w*|\w*_noprof|kstrn?dup\w*|kmemdup\w*"
                  r"|krealloc\w*|kzalloc\w*|kvzalloc\w*|kcalloc\w*|create_object\w*|\w*kmalloc\w*|kvmalloc\w*"
                  r"|(?:__)?get_free_pages|\w*vmalloc\w*|\w*page_frag\w*|\w*fault_inject\w*|should_fail\w*")
@@ -155,7 +159,7 @@ _DIE = r"(?::? [0-9a-f]{4,}(?: \[#\d+\])?|:? \[#\d+\]|$|,)"     # ": 0000 [#1]" 
 FORMATS: tuple[Row, ...] = (
     # -- hangs and stalls ----------------------------------------------------------------------
     Row("HANG", _c(r"INFO: task (?P<task>.*):(?P<pid>\d+) blocked (?:in I/O wait )?for more than \d+ seconds"),
-        "INFO: task hung in {frame}", parts=("trace",), skip=_HANG_SKIP, alt="hang"),
+        "INFO: task hung in {frame}", parts=("trace",), skip=_HANG_SKIP, alt="hang", foreign=_NOT_BLOCKED),
     Row("HANG", _c(r"INFO: task (?P<task>.*):(?P<pid>\d+) can't die for more than \d+ seconds"),
         "INFO: task can't die in {frame}", parts=("trace",), skip=_HANG_SKIP, alt="hang"),
     # a task name with a newline in it: the rest of the header is on the next line
@@ -305,7 +309,6 @@ FORMATS: tuple[Row, ...] = (
         parts=(), need_stack=False),
     Row("BUG", _c(r"BUG: Dentry .* still in use"), "BUG: Dentry still in use in {frame}",
         skip=_c(r"umount_check|\w*shrink_dcache\w*|d_walk|\w*dentry\w*")),
-    Row("BUG", _c(r"BUG: sleeping function called"), "BUG: sleeping function called from invalid context in {frame}"),
     Row("KERNEL_BUG", _kbug(r"lib/list_debug\.c"), "BUG: corrupted list in {frame}", end=TRACE_POLICY,
         skip=_c(r"\w*list_\w+|__list\w*")),
     Row("KERNEL_BUG", _kbug(r"mm/usercopy\.c"), "BUG: bad usercopy in {frame}", end=TRACE_POLICY,

@@ -81,7 +81,8 @@ _SKIP = re.compile(r"""(?x)
   | (?:__)?try_to_del_timer\w* | del_timer\w* | (?:__)?timer_delete\w* | insert_work | __queue_work
   | queue_work_on | __queue_delayed_work | queue_delayed_work_on | (?:__)?flush_work | (?:__)?cancel_work\w*
   | (?:__)?rb_\w+ | xas_\w+ | xa_\w+ | (?:__)?idr_\w+ | ida_\w+ | rhashtable_\w+ | __rhashtable_\w+ | iput
-  | check_panic_on_warn | get_taint | warn_bogus_irq_restore | (?:__)?unlock_page\w* | crypto_skcipher_\w+
+  | check_panic_on_warn | check_bytes_and_report | check_object | slab_err | object_err | check_slab
+  | (?:alloc|free)_debug_processing | on_freelist | validate_slab\w* | get_taint | warn_bogus_irq_restore | (?:__)?unlock_page\w* | crypto_skcipher_\w+
   | logic_(?:in|out)[bwlq]? | program_check_common | __stack_chk_fail | ref_tracker_\w+ | usb_submit_urb | perf_trace_\w+ | strnstr | klist_\w+
   | try_to_grab_pending | (?:__)?alloc_pages\w* | __alloc_frozen_pages\w* | _*kmalloc_large\w* | free_large_kmalloc
   | (?:__)?vmalloc\w* | __vmalloc_node\w* | \w*copy\w*_to_iter\w* | aesti_\w+ | sk_stop_timer\w* | __mod_timer | mod_timer
@@ -114,7 +115,7 @@ _STALL_ENTRY = re.compile(r"""(?x)
   | netlink_dump | __run_hrtimer | run_timer_softirq | worker_thread | smpboot_thread_fn | do_one_initcall
   | (?:__)?vfs_(?:read|write|readv|writev|iter_read|iter_write|ioctl|fsync\w*) | __kernel_(?:read|write)
   | do_vfs_ioctl | sock_(?:sendmsg|recvmsg|ioctl|do_ioctl|write_iter|read_iter) | __sock_(?:sendmsg|recvmsg)
-  | __do_fault | cpu_startup_entry | do_idle | (?:__)?mmap_region | do_mmap\w*
+  | __do_fault | hrtimer_run_softirq | cpu_startup_entry | do_idle | (?:__)?mmap_region | do_mmap\w*
 """)
 _RET_FROM_FORK = re.compile(r"ret_from_fork\w*")
 _SWITCHED_OUT = re.compile(r"(?:__)?schedule|__switch_to\w*|context_switch")
@@ -136,7 +137,7 @@ _WRAPPER = re.compile(r"""(?x)
 # Stall and lockup reports: the frames of the reporting interrupt and the loop's innards.
 _STALL_SKIP = re.compile(r"\w*rcu\w*|\w*_stall\w*|cpu_relax|\w*nmi\w*|\w*backtrace\w*|\w*watchdog\w*"
                          r"|native_\w+|\w*spin\w*|\w*_lock\w*|\w*_unlock\w*|\w*lock_acquire\w*|preempt_\w+"
-                         r"|(?:__)?schedule\w*|preempt_schedule\w*|sched_show_task|__cond_resched|_cond_resched|\w*hrtimer\w*|smp_call_function_\w*ipi\w*"
+                         r"|(?:__)?schedule\w*|preempt_schedule\w*|_?sched_show_task|__cond_resched|_cond_resched|\w*hrtimer\w*|smp_call_function_\w*ipi\w*"
                          r"|generic_exec_single|flush_smp_call_function\w*|\w*irqentry\w*|\w*irq_\w+|\w*_irq"
                          r"|unwind_\w+|__unwind_\w+|arch_stack_walk|stack_trace_save\w*|default_idle\w*|arch_cpu_idle\w*|cpuidle\w*|\w*safe_halt|__switch_to\w*|context_switch|finish_task_switch\w*|dump_cpu_task|asm_call_\w+|call_on_stack|\w*apic_timer_interrupt\w*|\w*_interrupt_entry\w*")
 
@@ -166,8 +167,8 @@ def report_title(row: Row, info: dict, frames: list[Frame], sections: list[str])
     raw = None
     if "{frame}" in row.title:
         raw, corrupted = _guilty(row, info, frames, sections)
-    if row.need_stack and not any(s for s in sections if _is_trace(s)) and not any(f.rip for f in frames):
-        corrupted = True
+    if row.need_stack and not frames:
+        corrupted = True          # a report of this type always prints a stack
     frame = canonical(raw) if raw else "corrupted"
     title = _fill(row, values, frame)
     alts = []
@@ -247,11 +248,13 @@ def _part(part: str, info: dict, frames: list[Frame], sections: list[str]) -> li
 def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> tuple[str | None, bool]:
     """(the guilty frame's name or None, corrupted)."""
     if row.stall:
-        f = stall_frame(frames, row.skip)
+        f = stall_frame(frames, row.skip, switched_out=row.type == "RCU_STALL")
         return (f, False) if f else (None, True)
     seen = []
     for part in row.parts:
         cands = _part(part, info, frames, sections)
+        if row.foreign is not None and any(f.reliable and row.foreign.fullmatch(f.name) for f in cands):
+            return None, True
         seen += cands
         f = _pick(cands, row.skip)
         if f is not None:
@@ -265,7 +268,7 @@ def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> t
     return None, True
 
 
-def stall_frame(frames: list[Frame], row_skip: re.Pattern | None) -> str | None:
+def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: bool = True) -> str | None:
     """A stalled CPU's entry point: the syscall (or, for read/write/ioctl-like ones, what it
     called), or what a work item, timer, kthread or packet handler ran; None without one."""
     seq = [f for f in frames if f.reliable]
@@ -284,7 +287,7 @@ def stall_frame(frames: list[Frame], row_skip: re.Pattern | None) -> str | None:
     for f, g in zip(seq, segs):
         if not f.rip and len(heads.setdefault(g, [])) < 2:
             heads[g].append(f)
-    switched = {g for g, h in heads.items() if _SWITCHED_OUT.fullmatch(h[0].name)
+    switched = {g for g, h in heads.items() if switched_out and _SWITCHED_OUT.fullmatch(h[0].name)
                 and not (len(h) > 1 and h[1].name == "preempt_schedule_irq")}
     seq = [f for f, g in zip(seq, segs) if g not in switched]
     for f in seq:

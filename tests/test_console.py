@@ -10,6 +10,7 @@ import pytest
 
 from kharness import console_cli
 from kharness.console import KIND, ConsoleAnalyzer, analyze
+from kharness.console_formats import FORMATS, match_header
 from kharness.model import Finding
 from kharness.errors import UserError
 
@@ -59,6 +60,8 @@ def test_fixture_findings(log):
     for f, w in zip(got, want):
         if "count" in w:
             assert f.count == w["count"], f.title
+        if "corrupted" in w:
+            assert f.corrupted == w["corrupted"], f.title
         assert f.report.strip(), f.title
         assert f.kind == KIND[f.type]
         assert f.kind in ("hang", "crash", "warn")
@@ -298,3 +301,234 @@ def test_cli_invalid_utf8(tmp_path):
     out = io.StringIO()
     console_cli.main([str(p)], as_json=True, out=out)
     assert len(json.loads(out.getvalue())["findings"]) == len(expected(DATA / "lkdtm-warn.log"))
+
+
+# -- the format table, row by row ------------------------------------------------------------
+#
+# One report per row of console_formats.FORMATS, composed here in the shape the kernel prints
+# (header, a few body lines, the stack).  The real logs in tests/data/console cover the rows
+# this project's kernels produce; these cover the table itself.
+
+def _report(header, body=(), frames=("guilty_func", "caller_func"), rip=None, trace="Call Trace:"):
+    lines = [header, *body, "CPU: 1 PID: 42 Comm: t Not tainted 6.12.117 #1"]
+    if rip:
+        lines.append(f"RIP: 0010:{rip}+0x10/0x20")
+    if frames:
+        lines += [trace, " <TASK>"] + [f" {f}+0x1c/0x40" for f in frames] + [" </TASK>"]
+    return "".join(f"[  100.{i:06d}] {ln}\n" for i, ln in enumerate(lines))
+
+
+_WARN = "WARNING: CPU: 1 PID: 42 at {} {}+0x1/0x2"
+_LOCK_AT = "ffff888000a163f0 (&lock){{+.+.}}-{{3:3}}, at: {}+0x1c/0x34"
+ROW_SAMPLES = [
+    # (header, body, frames, rip, expected type, expected title)
+    ("INFO: task t:42 blocked for more than 120 seconds.", (), ("__schedule", "schedule", "io_schedule",
+     "folio_wait_bit_common", "do_read_cache_folio", "read_cache_folio", "read_part_sector"), None,
+     "HANG", "INFO: task hung in read_cache_folio"),
+    ("INFO: task t:42 can't die for more than 120 seconds.", (), ("__schedule", "schedule", "p9_client_rpc"),
+     None, "HANG", "INFO: task can't die in p9_client_rpc"),
+    ("INFO: task \ufffd\ufffd", (" \ufffd!:42 blocked for more than 143 seconds.",), ("__schedule", "schedule",
+     "__flush_work", "p9_fd_close"), None, "HANG", "INFO: task hung in p9_fd_close"),
+    ("rcu: INFO: rcu_preempt self-detected stall on CPU", (), ("snd_pcm_oss_write", "vfs_write", "ksys_write",
+     "__x64_sys_write", "do_syscall_64"), "mulaw_decode", "RCU_STALL", "INFO: rcu detected stall in snd_pcm_oss_write"),
+    ("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [t:42]", (), ("d_walk", "shrink_dcache_parent",
+     "do_rmdir", "__x64_sys_rmdir", "do_syscall_64"), "d_walk", "SOFTLOCKUP", "BUG: soft lockup in sys_rmdir"),
+    ("watchdog: Watchdog detected hard LOCKUP on cpu 1", (), ("busy_loop_fn", "process_one_work",
+     "worker_thread", "kthread"), "busy_loop_fn", "HARDLOCKUP", "BUG: hard lockup in busy_loop_fn"),
+    ("BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 32s!", (), (), None,
+     "WQ_LOCKUP", "BUG: workqueue lockup"),
+    ("unregister_netdevice: waiting for lo to become free. Usage count = 6", (), (), None,
+     "NETDEV_WAIT", "unregister_netdevice: waiting for DEV to become free"),
+    ("BUG: KASAN: double-free in kfree+0x1/0x2", (), ("kasan_report_invalid_free", "kfree", "xt_free_table_info"),
+     None, "KASAN", "KASAN: invalid-free in xt_free_table_info"),
+    ("BUG: KASAN: slab-use-after-free in __list_del_entry_valid+0x1/0x2", ("Read of size 8 at addr ffff8880 by task t/42",),
+     ("dump_stack_lvl", "__list_del_entry_valid", "binder_release_work"), None,
+     "KASAN", "KASAN: slab-use-after-free Read in binder_release_work"),
+    ("BUG: KASAN: null-ptr-deref on address 0000000000000000", ("Read of size 4 by task t/42",), (), None,
+     "KASAN", "KASAN: null-ptr-deref Read"),
+    ("BUG: KFENCE: use-after-free read in memcmp+0x57/0x150", (), ("memcmp", "find_uprobe"), None,
+     "KFENCE", "KFENCE: use-after-free read in find_uprobe"),
+    ("BUG: KMSAN: uninit-value in crc32_le_base+0x1/0x2", (), ("crc32_le_base", "nilfs_add_checksums_on_logs"), None,
+     "KMSAN", "KMSAN: uninit-value in nilfs_add_checksums_on_logs"),
+    ("BUG: KCSAN: data-race in netlink_recvmsg / netlink_recvmsg", (), (), None,
+     "KCSAN", "KCSAN: data-race in netlink_recvmsg / netlink_recvmsg"),
+    ("BUG: KCSAN: assert: race in dequeue_entities+0x1/0x2", (), (), None,
+     "KCSAN", "KCSAN: assert: race in dequeue_entities"),
+    ("UBSAN: Undefined behaviour in net/ipv4/route.c:504:8", ("signed integer overflow:",),
+     ("dump_stack", "ubsan_epilogue", "handle_overflow", "ip_idents_reserve"), None,
+     "UBSAN", "UBSAN: undefined-behaviour in ip_idents_reserve"),
+    ("UBSAN: array-index-out-of-bounds in drivers/misc/lkdtm/bugs.c:391:26", (),
+     ("dump_stack_lvl", "__ubsan_handle_out_of_bounds", "lkdtm_ARRAY_BOUNDS"), None,
+     "UBSAN", "UBSAN: array-index-out-of-bounds in lkdtm_ARRAY_BOUNDS"),
+    ("unreferenced object 0xffff888005f5a000 (size 64):", (), ("kmalloc_trace", "__kernfs_new_node"), None,
+     "MEMLEAK", "memory leak in __kernfs_new_node"),
+    ("WARNING: possible circular locking dependency detected", ("t/42 is trying to acquire lock:",
+     _LOCK_AT.format("serial8250_console_write")), (), None, "LOCKDEP", "possible deadlock in serial8250_console_write"),
+    ("WARNING: possible recursive locking detected", ("t/42 is trying to acquire lock:", _LOCK_AT.format("tun_queue_purge")),
+     (), None, "LOCKDEP", "possible deadlock in tun_queue_purge"),
+    ("WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", ("t/42 [HC0[0]:SC0[0]:HE0:SE1] is trying to acquire:",
+     _LOCK_AT.format("tun_device_event")), (), None, "LOCKDEP", "possible deadlock in tun_device_event"),
+    ("WARNING: possible irq lock inversion dependency detected", ("t/42 just changed the state of lock:",
+     _LOCK_AT.format("input_event")), (), None, "LOCKDEP", "possible deadlock in input_event"),
+    ("WARNING: inconsistent lock state", ("t/42 [HC0[0]:SC0[0]:HE1:SE1] takes:", _LOCK_AT.format("inet_ehash_insert")),
+     (), None, "LOCKDEP", "inconsistent lock state in inet_ehash_insert"),
+    ("WARNING: suspicious RCU usage", ("net/tipc/bearer.c:177 suspicious rcu_dereference_check() usage!",),
+     ("dump_stack", "lockdep_rcu_suspicious", "tipc_bearer_find"), None,
+     "LOCKDEP", "WARNING: suspicious RCU usage in tipc_bearer_find"),
+    ("WARNING: bad unlock balance detected!", ("t/42 is trying to release lock (&mrt->lock) at:",
+     "[<ffffffff81234567>] ipmr_mfc_seq_stop+0x1/0x2"), (), None, "LOCKDEP", "WARNING: bad unlock balance in ipmr_mfc_seq_stop"),
+    ("[ BUG: held lock freed! ]", ("t/42 is freeing memory ffff8800-ffff8801, with a lock still held there!",
+     _LOCK_AT.format("sk_clone_lock")), (), None, "LOCKDEP", "BUG: held lock freed in sk_clone_lock"),
+    ("WARNING: lock held when returning to user space!", ("t/42 is leaving the kernel with locks still held!",
+     "1 lock held by t/42:", " #0: " + _LOCK_AT.format("fuse_lock_inode")), (), None,
+     "LOCKDEP", "WARNING: lock held when returning to user space in fuse_lock_inode"),
+    ("WARNING: t/42 still has locks held!", ("1 lock held by t/42:", " #0: " + _LOCK_AT.format("prepare_bprm_creds")),
+     (), None, "LOCKDEP", "WARNING: still has locks held in prepare_bprm_creds"),
+    ("WARNING: Nested lock was not taken", ("t/42 is trying to lock:", _LOCK_AT.format("evict")), (), None,
+     "LOCKDEP", "WARNING: nested lock was not taken in evict"),
+    ("WARNING: bad contention detected!", (), ("dump_stack", "lock_contended", "ext4_fill_super"), None,
+     "LOCKDEP", "WARNING: bad contention in ext4_fill_super"),
+    ("WARNING: chain_key collision", (), ("dump_stack", "__lock_acquire", "lock_acquire", "xfs_ilock"), None,
+     "LOCKDEP", "WARNING: chain_key collision in xfs_ilock"),
+    ("[ BUG: Invalid wait context ]", (), ("dump_stack", "__lock_acquire", "lock_acquire", "__might_fault",
+     "do_ipv6_setsockopt"), None, "LOCKDEP", "WARNING: locking bug in do_ipv6_setsockopt"),
+    ("INFO: trying to register non-static key.", (), ("dump_stack", "register_lock_class", "__lock_acquire",
+     "lock_acquire", "del_timer_sync", "tun_flow_cleanup"), None,
+     "LOCKDEP", "INFO: trying to register non-static key in tun_flow_cleanup"),
+    ("BUG: MAX_STACK_TRACE_ENTRIES too low!", (), (), None, "LOCKDEP", "BUG: MAX_STACK_TRACE_ENTRIES too low!"),
+    ("BUG: spinlock bad magic on CPU#1, t/42", (), ("dump_stack", "spin_bug", "do_raw_spin_lock", "_raw_spin_lock",
+     "tcp_nuke_addr"), None, "LOCKDEP", "BUG: spinlock bad magic in tcp_nuke_addr"),
+    ("BUG: using __this_cpu_read() in preemptible [00000000] code: t/42", ("caller is __this_cpu_preempt_check+0x1c/0x20",),
+     ("dump_stack", "check_preemption_disabled", "__this_cpu_preempt_check", "ipcomp_init_state"), None,
+     "LOCKDEP", "BUG: using __this_cpu_read() in preemptible code in ipcomp_init_state"),
+    ("BUG: workqueue leaked lock or atomic: kworker/0:1/0x00000000/353", ("     last function: addrconf_dad_work",),
+     ("dump_stack", "process_one_work"), None, "LOCKDEP", "BUG: workqueue leaked lock or atomic in addrconf_dad_work"),
+    ("BUG: scheduling while atomic: t/42/0x00000201", (), ("dump_stack", "__schedule_bug", "__schedule", "schedule",
+     "exit_to_usermode_loop"), None, "ATOMIC_SLEEP", "BUG: scheduling while atomic in exit_to_usermode_loop"),
+    (_WARN.format("lib/debugobjects.c:505", "debug_print_object"),
+     ("ODEBUG: free active (active state 0) object type: timer_list hint: delayed_work_timer_fn+0x0/0x90",),
+     ("debug_check_no_obj_freed", "kvfree", "netdev_freemem"), "debug_print_object",
+     "WARNING", "WARNING: ODEBUG bug in netdev_freemem"),
+    (_WARN.format("lib/refcount.c:28", "refcount_warn_saturate"), (), ("__refcount_sub_and_test", "sctp_wfree"),
+     "refcount_warn_saturate", "REFCOUNT", "WARNING: refcount bug in sctp_wfree"),
+    (_WARN.format("kernel/locking/lockdep.c:3676", "lock_release"), ("DEBUG_LOCKS_WARN_ON(depth <= 0)",),
+     ("lock_release", "up_write", "destroy_unused_super"), "lock_release", "WARNING", "WARNING: locking bug in destroy_unused_super"),
+    (_WARN.format("mm/slab_common.c:971", "kmalloc_slab"), (), ("__kmalloc", "relay_open_buf"), "kmalloc_slab",
+     "WARNING", "WARNING: kmalloc bug in relay_open_buf"),
+    (_WARN.format("fs/proc/generic.c:330", "proc_register"), (), ("proc_create_data", "clusterip_tg_check"),
+     "proc_register", "WARNING", "WARNING: proc registration bug in clusterip_tg_check"),
+    (_WARN.format("lib/kobject.c:244", "kobject_add_internal"), (), ("kobject_add", "br_add_if"),
+     "kobject_add_internal", "WARNING", "WARNING: kobject bug in br_add_if"),
+    (_WARN.format("mm/vmalloc.c:3108", "__vmalloc_node_range"), (), ("vmalloc", "dvb_dmx_init"),
+     "__vmalloc_node_range", "WARNING", "WARNING: zero-size vmalloc in dvb_dmx_init"),
+    (_WARN.format("mm/usercopy.c:81", "usercopy_warn"), (), ("__check_object_size", "put_cmsg"), "usercopy_warn",
+     "WARNING", "WARNING: bad usercopy in put_cmsg"),
+    (_WARN.format("drivers/usb/core/urb.c:449", "usb_submit_urb"), (), ("usb_submit_urb", "aiptek_open"),
+     "usb_submit_urb", "WARNING", "WARNING in aiptek_open/usb_submit_urb"),
+    ("WARNING: fs/inode.c:336 at drop_nlink+0xc6/0x110, CPU#1: t/42", (), ("drop_nlink", "udf_rmdir"), "drop_nlink",
+     "WARNING", "WARNING in udf_rmdir"),
+    ("WARNING: kernel stack frame pointer at ffff88003e1f7f40 in migration/1:14 has bad value ffffffff85632fb0", (), (),
+     None, "WARNING", "WARNING: kernel stack frame pointer has bad value"),
+    ("BUG: kernel NULL pointer dereference, address: 0000000000000000", (), ("rtnl_dump_ifinfo",), "sock_poll",
+     "PAGE_FAULT", "BUG: unable to handle kernel NULL pointer dereference in sock_poll"),
+    ("BUG: unable to handle page fault for address: ffffffffa4493138", (), ("foo_ioctl",), "foo_ioctl",
+     "PAGE_FAULT", "BUG: unable to handle kernel paging request in foo_ioctl"),
+    ("BUG: unable to handle kernel access to user memory at ffff", (), (), "schedule_tail",
+     "PAGE_FAULT", "BUG: unable to handle kernel access to user memory in schedule_tail"),
+    ("BUG: unable to handle kernel [  153.615435] deprecated getsockopt IP_VLAN used", (), (), None,
+     "PAGE_FAULT", "BUG: unable to handle kernel"),
+    ("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008", (), (), "nci_send_cmd",
+     "PAGE_FAULT", "BUG: unable to handle kernel NULL pointer dereference in nci_send_cmd"),
+    ("Unable to handle kernel access to user memory without uaccess routines at virtual address 0c6b0d0", (), (),
+     "schedule_tail", "PAGE_FAULT", "BUG: unable to handle kernel access to user memory in schedule_tail"),
+    ("Unable to handle kernel paging request at virtual address fc14ef08", (), (), "migrate_task_rq_fair",
+     "PAGE_FAULT", "BUG: unable to handle kernel paging request in migrate_task_rq_fair"),
+    ("BUG: TASK stack guard page was hit at ffffc9000e4aff58 (stack is ffffc9000e4b0000..ffffc9000e4b8000)", (),
+     ("mark_lock", "__lock_acquire", "rtnl_newlink", "rtnetlink_rcv_msg"), "mark_lock",
+     "BUG", "BUG: stack guard page was hit in rtnl_newlink"),
+    ("BUG: Bad page map in process t  pte:ffff8801a700ff00 pmd:1a700f067", (), (), None, "BUG", "BUG: Bad page map"),
+    ("BUG: Bad page state in process t  pfn:7071f", (), ("bad_page", "free_unref_page", "__get_metapage"), None,
+     "BUG", "BUG: Bad page state in __get_metapage"),
+    ("BUG: Bad rss-counter state mm:ffff88005fac4300 idx:0 val:15", (), (), None, "BUG", "BUG: Bad rss-counter state"),
+    ("BUG: Dentry ffff880175978600{i=8bb9,n=lo}  still in use (1) [unmount of proc proc]", (), (), None,
+     "BUG", "BUG: Dentry still in use in unmount"),
+    ("BUG: Dentry ffff880175978600{i=8bb9,n=lo}  still in use (1) [killed]", (), ("umount_check", "d_walk",
+     "shrink_dcache_for_umount", "generic_shutdown_super"), None, "BUG", "BUG: Dentry still in use in generic_shutdown_super"),
+    ("kernel BUG at lib/list_debug.c:53!", ("list_del corruption. next->prev should be ffff, but was ffff",), (
+     "__list_del_entry_valid", "tipc_nametbl_unsubscribe"), "__list_del_entry_valid",
+     "KERNEL_BUG", "BUG: corrupted list in tipc_nametbl_unsubscribe"),
+    ("kernel BUG at mm/usercopy.c:102!", (), ("usercopy_abort", "__check_object_size", "sg_io"), "usercopy_abort",
+     "KERNEL_BUG", "BUG: bad usercopy in sg_io"),
+    ("kernel BUG at net/core/skbuff.c:105!", ("invalid opcode: 0000 [#1] PREEMPT SMP KASAN",),
+     ("skb_over_panic", "skb_put", "pfkey_send_acquire"), "skb_panic", "KERNEL_BUG", "kernel BUG in pfkey_send_acquire"),
+    ("general protection fault, probably for non-canonical address 0xdffffc0000000000: 0000 [#1] PREEMPT SMP KASAN",
+     (), ("__alloc_skb",), "_raw_spin_lock_bh", "GPF", "general protection fault in __alloc_skb"),
+    ("divide error: 0000 [#1] SMP KASAN", (), (), "snd_hrtimer_callback", "OOPS", "divide error in snd_hrtimer_callback"),
+    ("stack segment: 0000 [#1] PREEMPT SMP KASAN", (), (), "sctp_sendmsg", "OOPS", "stack segment fault in sctp_sendmsg"),
+    ("Oops: int3: 0000 [#1] PREEMPT SMP KASAN NOPTI", (), (), "__pmd_alloc", "OOPS", "int3 in __pmd_alloc"),
+    ("invalid opcode: 0000 [#1] PREEMPT SMP", (), (), "bch2_fs_recovery", "OOPS", "invalid opcode in bch2_fs_recovery"),
+    ("PANIC: double fault, error_code: 0x0", (), (), "kvm_async_pf_task_wait", "OOPS",
+     "PANIC: double fault in kvm_async_pf_task_wait"),
+    ("kernel stack overflow (double-fault): 0000 [#1] PREEMPT SMP KASAN", (), ("mark_lock", "rtnl_newlink",
+     "rtnetlink_rcv_msg"), "mark_lock", "OOPS", "kernel stack overflow in rtnl_newlink"),
+    ("Internal error: Oops - SP/PC alignment exception: 8a000000 [#1] PREEMPT SMP", (), (), "clear_page", "OOPS",
+     "Internal error in clear_page"),
+    ("Unhandled fault: page domain fault (0x01b) at 0x00000e30", (), (), "n_tty_set_termios", "OOPS",
+     "Unhandled fault in n_tty_set_termios"),
+    ("Alignment trap: not handling instruction e1953f9f at [<8057a1fc>]", (), (), "sock_sendmsg_nosec", "OOPS",
+     "Alignment trap in sock_sendmsg_nosec"),
+    ("Oops: 0000 [#1] PREEMPT SMP", (), (), "ni_readpage_cmpr", "OOPS", "Oops in ni_readpage_cmpr"),
+    ("Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: ffffffff8343632e", (),
+     ("dump_stack", "panic", "__stack_chk_fail", "ip6_xmit"), None, "PANIC", "kernel panic: stack is corrupted in ip6_xmit"),
+    ("Kernel panic - not syncing: corrupted stack end detected inside scheduler", (), ("__schedule", "wb_workfn",
+     "process_one_work", "worker_thread"), None, "PANIC", "kernel panic: corrupted stack end in wb_workfn"),
+    ("Kernel panic - not syncing: kernel stack overflow", (), ("panic", "nmi_panic", "rtnl_newlink",
+     "rtnetlink_rcv_msg"), None, "PANIC", "kernel stack overflow in rtnl_newlink"),
+    ("Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)", (), (), None,
+     "PANIC", "kernel panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)"),
+    ("VFS: Busy inodes after unmount of sda. Self-destruct in 5 seconds.  Have a nice day...", (), (), None,
+     "BUG", "VFS: Busy inodes after unmount (use-after-free)"),
+    ("VFS: Close: file count is 0", (), (), None, "BUG", "VFS: Close: file count is zero (use-after-free)"),
+    ("INFO: Freed in fasync_free_rcu+0x14/0x20 age=2 cpu=1 pid=5", (), (), None,
+     "BUG", "INFO: Freed in fasync_free_rcu age=NUM cpu=NUM pid=NUM"),
+    ("BUG kmalloc-8 (Tainted: G    B         ): Object already free", (), (), None, "BUG", "BUG: Object already free"),
+    ("BUG kmalloc-64 (Not tainted): Poison overwritten", (), ("dump_stack", "print_trailer", "check_bytes_and_report",
+     "ext4_fill_super"), None, "BUG", "BUG: Poison overwritten in ext4_fill_super"),
+    ("BUG: Unknown corruption on CPU#1, t/42", (), ("dump_stack", "xfs_buf_rele"), None,
+     "BUG", "BUG: Unknown corruption in xfs_buf_rele"),
+]
+
+
+@pytest.mark.parametrize("header,body,frames,rip,type_,title", ROW_SAMPLES, ids=[s[5] for s in ROW_SAMPLES])
+def test_each_row_titles_its_report(header, body, frames, rip, type_, title):
+    got = analyze(_report(header, body, frames, rip))
+    assert [(f.type, f.title) for f in got][:1] == [(type_, title)]
+    assert got[0].kind == KIND[type_]
+
+
+def test_every_row_has_a_sample():
+    """Adding a report type is adding a row: and a sample above that yields its title."""
+    covered = {id(match_header(h.strip())[0]) for h, *_ in ROW_SAMPLES if match_header(h.strip())}
+    missing = [r.title for r in FORMATS if id(r) not in covered]
+    assert missing == []
+
+
+def test_corrupted_and_alternate_titles():
+    # a stall whose stacks show no entry point, a hang whose stack is another task's output
+    stall = analyze(_report("rcu: INFO: rcu_preempt self-detected stall on CPU", (), ("rb_insert_color",
+                                                                                     "timerqueue_add"), None))
+    assert (stall[0].title, stall[0].corrupted) == ("INFO: rcu detected stall in corrupted", True)
+    hang = analyze(_report("INFO: task t:42 blocked for more than 120 seconds.", (), ("dump_stack", "should_fail",
+                                                                                       "memfd_create"), None))
+    assert (hang[0].title, hang[0].corrupted) == ("INFO: task hung in corrupted", True)
+    # the title names syzbot's frame, the alternates the raw one and the category
+    soft = analyze(_report("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [t:42]", (), (
+        "smp_call_function_single", "kvm_vcpu_release"), "smp_call_function_single"))
+    assert soft[0].title == "BUG: soft lockup in smp_call_function"
+    assert soft[0].alt_titles == ["BUG: soft lockup in smp_call_function_single", "stall in smp_call_function",
+                                  "stall in smp_call_function_single"]
+    assert not soft[0].corrupted
+    # frames printed by CONFIG_UNWINDER_GUESS ("? f"): read as they are, but flagged
+    fs = [f for f in analyze(read(DATA / "fsfreeze-hung.log")) if f.type == "HANG"][0]
+    assert (fs.title, fs.corrupted) == ("INFO: task hung in mnt_want_write", True)
+    assert not [f for f in analyze(read(DATA / "hung-task.log")) if f.type == "HANG"][0].corrupted
