@@ -6,7 +6,8 @@ repository).  Each file of `pkg/report/testdata/linux/report` is a header (`TITL
 console log (up to an optional `REPORT:` section, which is not fed).  Every log is fed to
 kharness.console.ConsoleAnalyzer, as `harness.py console` does, and compared:
 
-  recall          logs with a TITLE for which at least one finding was made
+  recall          logs with a TITLE for which at least one finding was made (also without the
+                  logs of syzkaller's own program failures: SYZFAIL, SYZFATAL, Go runtime errors)
   false positives logs without a TITLE that got a finding (count)
   kind right      the first finding's kind (hang/crash/warn) is the kind of the TYPE
                   (HANG: hang; WARNING, LOCKDEP, LEAK, UBSAN, KCSAN, ATOMIC_SLEEP: warn; else crash)
@@ -113,6 +114,7 @@ def main() -> None:
     for t in tests:
         if t["type"] and t["title"]:
             types_by_head.setdefault(head(t["title"]), t["type"])
+    own = own_found = 0     # syzkaller's own program failures (SYZFAIL, executor, Go runtime): no kernel report
     n = found = kind_ok = title_ok = alt_ok = alt_n = hang_n = hang_ok = corr_ok = fp = clean = 0
     misses = []
     t0 = time.perf_counter()
@@ -129,6 +131,9 @@ def main() -> None:
         want_kind = expected_kind(t["type"], t["title"], types_by_head)
         title = first.title if first else "(none)"
         found += first is not None
+        if t["type"] == "SYZ_FAILURE" or t["title"].startswith(("SYZFAIL", "SYZFATAL", "go runtime error")):
+            own += 1
+            own_found += first is not None
         kind_ok += first is not None and first.kind == want_kind
         ok = title == t["title"]
         title_ok += ok
@@ -151,6 +156,7 @@ def main() -> None:
         return f"{a / b:.3f} ({a}/{b})" if b else "-"
     print(f"corpus: {d} ({n} logs with a report, {clean} without)")
     print(f"reports found (recall)             {ratio(found, n)}")
+    print(f"  without syzkaller's own failures {ratio(found - own_found, n - own)}")
     print(f"false positives on report-free logs {fp} of {clean}")
     print(f"kind right (hang / crash / warn)   {ratio(kind_ok, n)}")
     print(f"first title exactly syzkaller's    {ratio(title_ok, n)}")
