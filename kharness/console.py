@@ -43,9 +43,11 @@ from .console_formats import (
 from .console_titles import Frame, report_title, stall_frame
 from .model import Finding
 
+_new_frame = tuple.__new__     # Frame(...) without NamedTuple's argument handling, per stack line
 _REFCOUNT_ROW = next(r for r in FORMATS if r.type == "REFCOUNT")
 
 _CLOSE, _STACK_ENDED = 1, 2
+_RECENT_LINES = 20            # lines remembered for looking back from a header
 _STALL_GRACE_LINES = 200      # lines a stall report reads on for the stalled CPU's stack
 _MAX_FOREIGN = 2              # interleaved lines a marker-less stack tolerates
 _MAX_REPORT_LINES = 800        # own lines before a report is closed regardless
@@ -105,7 +107,7 @@ class ConsoleAnalyzer:
         self._partial = ""
         self._active: dict[str | None, _Report] = {}
         self._tails: dict[str | None, _Tail] = {}
-        self._recent: deque[tuple[int, str]] = deque(maxlen=8)
+        self._recent: deque[tuple[int, str]] = deque(maxlen=_RECENT_LINES)
         self._ts_seen = False
         self._new: list[Finding] = []
         self._last_finding: Finding | None = None
@@ -229,7 +231,7 @@ class ConsoleAnalyzer:
             return True
         if self._ts_seen:
             return False
-        return not any(TS_RE.match(r) for _, r in self._recent)
+        return not any(TS_RE.match(r) for _, r in list(self._recent)[-8:])
 
     def _header(self, no: int, ctx: str | None, has_ts: bool, s: str, rep: _Report | None) -> bool:
         """Start a report if s is a report header; True if the line was consumed."""
@@ -255,11 +257,35 @@ class ConsoleAnalyzer:
         if old is not None:
             self._close(old)
         self._tails.pop(ctx, None)
-        new = _Report(row, no, ctx, s, info)
+        new = self._precursor(row, ctx, s) if row.type == "OOPS" else None
+        if new is None:
+            new = _Report(row, no, ctx, s, info)
         if row.type in ("WARNING", "REFCOUNT", "UBSAN"):
             self._prepend_cut_here(new, ctx)
         self._active[ctx] = new
         return True
+
+    def _precursor(self, row: Row, ctx: str | None, s: str) -> _Report | None:
+        """ARM and RISC-V print the fault ("Unable to handle kernel paging request at ...",
+        "Unhandled fault: ...") a few lines before die()'s "Internal error: ... [#1]": the
+        report starts at that earlier line (the oldest such in the recent lines of ctx)."""
+        recent = list(self._recent)
+        for i, (pno, raw) in enumerate(recent):
+            c, _, t = split_line(raw)
+            if c != ctx:
+                continue
+            found = match_header(t.strip())
+            if found is not None and found[0].precedes_die:
+                prow, pinfo = found
+                rep = _Report(prow, pno, ctx, t.strip(), pinfo)
+                for _, r in recent[i + 1:]:
+                    c2, _, t2 = split_line(r)
+                    if c2 == ctx:
+                        rep.lines.append(t2.rstrip())
+                rep.lines.append(s)
+                rep.seen_oops = True
+                return rep
+        return None
 
     def _prepend_cut_here(self, rep: _Report, ctx: str | None) -> None:
         """WARN(): take in "[ cut here ]" and the message printed before the WARNING line."""
@@ -375,10 +401,19 @@ class ConsoleAnalyzer:
             rep.evidence = True
             return 0
         fm = FRAME_RE.match(text) if (text[:1] in " \t[" or rep.in_stack) else None
-        if fm and (fm.group(3) or fm.group(4)):
-            self._frame(rep, fm.group(2), fm.group(1) is None, fm.group(4))
-            rep.foreign = 0
-            return 0
+        if fm:
+            unreliable, name, off, path = fm.groups()
+            if off or path:            # inlined _frame(): this is the per-stack-line path
+                depth = rep.depth
+                if "." in name or name[:2] == "_Z":
+                    name = clean_func(name)
+                rep.frames.append(_new_frame(Frame, (name, unreliable is None, bool(depth) and depth[-1] != "TASK",
+                                                     rep.stack_no, path, False)))
+                rep.stack_frames += 1
+                if rep.want and rep.want not in rep.info:
+                    rep.info[rep.want] = name
+                rep.foreign = 0
+                return 0
         if text[:2] == "[<":
             fm = ARM_FRAME_RE.match(text)
             if fm:
@@ -405,7 +440,7 @@ class ConsoleAnalyzer:
             return 0
         if s.startswith("CPU: "):
             rep.evidence = True
-        elif SECTION_RE.match(text):
+        elif (s[-1:] == ":" or s[:3] == "...") and SECTION_RE.match(text):
             self._section(rep, s)
         body = rep.row.body
         if body:
@@ -433,7 +468,7 @@ class ConsoleAnalyzer:
     def _frame(rep: _Report, name: str, reliable: bool, path: str | None) -> None:
         in_irq = bool(rep.depth) and rep.depth[-1] != "TASK"
         name = clean_func(name)
-        rep.frames.append(Frame(name, reliable, in_irq, rep.stack_no, path))
+        rep.frames.append(_new_frame(Frame, (name, reliable, in_irq, rep.stack_no, path, False)))
         rep.stack_frames += 1
         if rep.want and rep.want not in rep.info:
             rep.info[rep.want] = name

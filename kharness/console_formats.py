@@ -102,6 +102,7 @@ class Row(NamedTuple):
     oneline: bool = False       # the report is its header line: it may be printed inside another report
     confirm: str = ""           # a body key without which the header started no report
     foreign: re.Pattern | None = None   # frames that cannot be in this report's stack: it is corrupted
+    precedes_die: bool = False  # its header holds no KEYWORD: found looking back from the die() line after it
     body: tuple = ()
     lead: str = ""              # the header's first word (dispatch key), from the pattern if empty
 
@@ -290,13 +291,14 @@ FORMATS: tuple[Row, ...] = (
     Row("PAGE_FAULT", _c(r"BUG: unable to handle kernel(?:$| (?=\[\s*\d+\.\d+\]))"), "BUG: unable to handle kernel", end=TRACE_POLICY,
         parts=()),
     Row("PAGE_FAULT", _c(r"Unable to handle kernel NULL pointer dereference"),
-        "BUG: unable to handle kernel NULL pointer dereference in {frame}", end=TRACE_POLICY, alt="bad-access"),
+        "BUG: unable to handle kernel NULL pointer dereference in {frame}", end=TRACE_POLICY, alt="bad-access",
+        precedes_die=True),
     Row("PAGE_FAULT", _c(r"Unable to handle kernel (?P<what>access to user memory)"),
-        "BUG: unable to handle kernel {what} in {frame}", end=TRACE_POLICY, alt="bad-access"),
+        "BUG: unable to handle kernel {what} in {frame}", end=TRACE_POLICY, alt="bad-access", precedes_die=True),
     Row("PAGE_FAULT", _c(r"(?:BUG: )?Unable to handle kernel (?:paging request|execute from non-executable"
                          r"|write to read-only memory|read from unreadable memory|data access|instruction fetch)"),
         "BUG: unable to handle kernel paging request in {frame}", end=TRACE_POLICY, alt="bad-access",
-        lead="BUG Unable"),
+        lead="BUG Unable", precedes_die=True),
     Row("BUG", _c(r"BUG: (?:TASK )?stack guard page was hit"), "BUG: stack guard page was hit in {frame}",
         end=TRACE_POLICY, alt="stack-overflow", stall=True),
     Row("BUG", _c(r"BUG: Bad page map"), "BUG: Bad page map in {frame}{found}||BUG: Bad page map"),
@@ -327,9 +329,11 @@ FORMATS: tuple[Row, ...] = (
     Row("OOPS", _c(r"kernel stack overflow"), "kernel stack overflow in {frame}", end=TRACE_POLICY,
         alt="stack-overflow", stall=True),
     Row("OOPS", _c(r"Internal error: "), "Internal error in {frame}", end=TRACE_POLICY, lead="Internal"),
-    Row("OOPS", _c(r"Unhandled fault: "), "Unhandled fault in {frame}", end=TRACE_POLICY, lead="Unhandled"),
-    Row("OOPS", _c(r"Alignment trap: "), "Alignment trap in {frame}", end=TRACE_POLICY, lead="Alignment"),
-    Row("OOPS", _c(r"Oops(?:: |, | - ).*?\[#\d+\]|Oops$"), "Oops in {frame}", end=TRACE_POLICY,
+    Row("OOPS", _c(r"Unhandled fault: "), "Unhandled fault in {frame}", end=TRACE_POLICY, lead="Unhandled",
+        precedes_die=True),
+    Row("OOPS", _c(r"Alignment trap: "), "Alignment trap in {frame}", end=TRACE_POLICY, lead="Alignment",
+        precedes_die=True),
+    Row("OOPS", _c(r"Oops(?:: |, | - | (?=\[#)).*?\[#\d+\]|Oops$"), "Oops in {frame}", end=TRACE_POLICY,
         lead="Oops"),
 
     # -- panics and the rest -------------------------------------------------------------------
@@ -388,9 +392,12 @@ for _row in FORMATS:
     for _k in _leads(_row):
         _BY_LEAD.setdefault(_k.rstrip(":,"), []).append(_row)
 
-# Every header holds one of these ("[#" is in every die() line: "general protection fault: 0000 [#1]").
-KEYWORDS = ("BUG", "WARNING: ", "INFO: ", "Oops", "[#", "Kernel panic", "UBSAN: ", "unreferenced object", "LOCKUP",
-            "unregister_netdevice", "Unable to handle", "Unhandled fault", "Alignment trap", "VFS: ", "PANIC: ")
+# Every header holds one of these ("[#" is in every die() line: "general protection fault: 0000 [#1]"),
+# but those of the precedes_die rows, found from the die() line that follows them.  The strings
+# are the ones str.find() skips over fastest (console.py scans the text between reports with them).
+KEYWORDS = ("BUG", "WARNING", "INFO:", "Oops", "[#", "Kernel panic - not syncing", "UBSAN", "unreferenced object",
+            "Watchdog detected", "unregister_netdevice: waiting for", "VFS: Busy inodes after unmount",
+            "VFS: Close: file count is 0", "PANIC: double fault")
 KEYWORD_RE = re.compile("|".join(map(re.escape, KEYWORDS)))
 
 # A panic caused by a report just printed (panic_on_warn, panic_on_oops, hung_task_panic, ...).
@@ -450,7 +457,7 @@ def clean_func(name: str) -> str:
         m = _MANGLED_RE.match(name)
         if m and len(name) >= m.end() + int(m.group(1)):
             return name[m.end():m.end() + int(m.group(1))]
-    return _SUFFIX_RE.sub("", name)
+    return _SUFFIX_RE.sub("", name) if "." in name else name
 
 
 def match_header(s: str) -> tuple[Row, dict] | None:

@@ -15,6 +15,7 @@ syzbot does.  Pure: a report's row, header values and stack frames in, title out
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from .console_formats import LOCKING, Row, clean_func
@@ -151,6 +152,52 @@ _CANONICAL = (
 )
 
 
+class _Names:
+    """A skip list written as one regex, matched fast: its literal alternatives go into a
+    set, the rest into a smaller regex (the full alternation costs tens of microseconds
+    a name)."""
+
+    def __init__(self, pattern: str):
+        body = re.sub(r"^\(\?x\)", "", pattern)
+        alts, depth, cur = [], 0, ""
+        for ch in body:
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            if ch == "|" and depth == 0:
+                alts.append(cur.strip())
+                cur = ""
+            else:
+                cur += ch
+        alts.append(cur.strip())
+        alts = [a for a in alts if a]
+        self.exact = frozenset(a for a in alts if re.fullmatch(r"\w+", a))
+        rest = [a for a in alts if a not in self.exact]
+        self.regex = re.compile("|".join(rest)) if rest else None
+
+    def fullmatch(self, name: str) -> bool:
+        return name in self.exact or (self.regex is not None and self.regex.fullmatch(name) is not None)
+
+
+@lru_cache(maxsize=16384)
+def _is(pat, name: str) -> bool:
+    """pat.fullmatch(name), remembered: the same few thousand function names recur in every report."""
+    r = pat.fullmatch(name)
+    return r is not None and r is not False
+
+
+_SKIP, _LOCKING, _STALL_SKIP, _WRAPPER, _STALL_ENTRY = (
+    _Names(p.pattern) for p in (_SKIP, _LOCKING, _STALL_SKIP, _WRAPPER, _STALL_ENTRY))
+
+
+@lru_cache(maxsize=4096)
+def _syscall(name: str) -> str | None:
+    m = _SYSCALL.fullmatch(name)
+    return m.group(1) if m else None
+
+
+@lru_cache(maxsize=4096)
 def canonical(name: str) -> str:
     for pat, rep in _CANONICAL:
         m = pat.fullmatch(name)
@@ -213,7 +260,7 @@ def _is_trace(label: str) -> bool:
 
 
 def _skipped(f: Frame, row_skip: re.Pattern | None) -> bool:
-    return bool(_SKIP.fullmatch(f.name) or _LOCKING.fullmatch(f.name) or (row_skip is not None and row_skip.fullmatch(f.name))
+    return bool(_is(_SKIP, f.name) or _is(_LOCKING, f.name) or (row_skip is not None and _is(row_skip, f.name))
                 or (f.path and _SKIP_PATH.match(f.path)))
 
 
@@ -279,7 +326,7 @@ def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: 
     # (dumps printed without a "Call Trace:" line of their own).
     segs, seg, prev = [], 0, None
     for f in seq:
-        if prev is not None and (f.stack != prev.stack or _RET_FROM_FORK.fullmatch(prev.name)):
+        if prev is not None and (f.stack != prev.stack or _is(_RET_FROM_FORK, prev.name)):
             seg += 1
         segs.append(seg)
         prev = f
@@ -287,18 +334,18 @@ def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: 
     for f, g in zip(seq, segs):
         if not f.rip and len(heads.setdefault(g, [])) < 2:
             heads[g].append(f)
-    switched = {g for g, h in heads.items() if switched_out and _SWITCHED_OUT.fullmatch(h[0].name)
+    switched = {g for g, h in heads.items() if switched_out and _is(_SWITCHED_OUT, h[0].name)
                 and not (len(h) > 1 and h[1].name == "preempt_schedule_irq")}
     seq = [f for f, g in zip(seq, segs) if g not in switched]
     for f in seq:
-        if _STALL_SELF.fullmatch(f.name):
+        if _is(_STALL_SELF, f.name):
             return f.name
     for i, f in enumerate(seq):
-        m = _SYSCALL.fullmatch(f.name)
-        if m:
-            if m.group(1) not in _GENERAL_SYSCALLS:
+        sc = _syscall(f.name)
+        if sc is not None:
+            if sc not in _GENERAL_SYSCALLS:
                 return f.name
-        elif not _STALL_ENTRY.fullmatch(f.name):
+        elif not _is(_STALL_ENTRY, f.name):
             continue
         g = _callee(seq, i, row_skip)
         if g is not None:
@@ -314,11 +361,11 @@ def _callee(seq: list[Frame], i: int, row_skip: re.Pattern | None) -> str | None
         g = seq[j]
         if g.stack != seq[i].stack or g.irq != seq[i].irq:
             break
-        if _skipped(g, row_skip) or _STALL_SKIP.fullmatch(g.name) or _SYSCALL.fullmatch(g.name):
+        if _skipped(g, row_skip) or _is(_STALL_SKIP, g.name) or _syscall(g.name) is not None:
             pass
-        elif not _WRAPPER.fullmatch(g.name):
+        elif not _is(_WRAPPER, g.name):
             return g.name
-        elif soft is None and _COMPAT_IOCTL.fullmatch(g.name):
+        elif soft is None and _is(_COMPAT_IOCTL, g.name):
             soft = g.name
         if g.rip:
             break
