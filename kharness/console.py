@@ -1,14 +1,14 @@
 """Console analyzer: kernel problem reports in console/dmesg text -> Findings.
 
 Pure code: text in, values out.  Feed it text as it arrives (any chunking); a
-finding is returned as soon as its report is complete.  Titles follow the
-convention kernel developers and syzbot dedupe by ("INFO: task hung in f",
-"WARNING in f", "possible deadlock in f", ...), where f is the first stack
-frame that says something (scheduler, locking, waiting, reporting and entry
-frames are skipped).
+finding is returned as soon as its report is complete.  Titles are syzbot's
+("INFO: task hung in f", "WARNING in f", "possible deadlock in f", ...).
 
-The report formats (headers, frames, markers) are the tables of console_formats.py;
-titles are made by console_titles.py.
+The report formats (one row per report type: header, title template, where the
+guilty frame is read from, how it ends) are console_formats.FORMATS; titles are
+made by console_titles.py from what this module collects while it reads a report:
+its stack frames (with their <IRQ>/<TASK> context and section), RIP lines, and the
+values the row asks for from body lines.
 
 How a report ends, so that feed() never waits for text that will not come:
   - "---[ end trace" (WARN, BUG, oops, UBSAN) or the closing "=====" line
@@ -19,6 +19,8 @@ How a report ends, so that feed() never waits for text that will not come:
     "</TASK>" line;
   - a new report starting in the same printk context, a line budget, or
     finish().
+A stall report reads on past stacks that do not name the stall (the RCU grace-period
+kthread's dump) to the stalled CPU's backtrace, for at most _STALL_GRACE_LINES lines.
 Lines that follow a completed report and plainly belong to it (the 7.x
 "is blocked on a mutex likely owned by" blocker dump, lockdep's held-locks
 list, the rest of an RCU stall dump, a panic caused by it) are appended to
