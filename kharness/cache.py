@@ -16,10 +16,39 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import UserError
+
+
+ENV = "KHARNESS_CACHE"
+
+
+def _configured_root() -> Path:
+    return Path(os.environ.get(ENV) or Path.home() / ".cache" / "kharness").expanduser()
+
+
+def _unusable(root: Path, why: str) -> UserError:
+    where = f"${ENV}" if os.environ.get(ENV) else "the cache"
+    return UserError(f"{where}: {root} {why}; point ${ENV} at a writable directory")
+
+
+def check_root() -> None:
+    """One line if the cache directory cannot be used (preflight: before a run directory exists).
+    Creates the cache directory itself if it is missing, nothing in it."""
+    root = cache_root()
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test.", dir=root))
+    except OSError as e:
+        raise _unusable(root, f"is not writable ({e.strerror})") from None
+
 
 def cache_root() -> Path:
-    root = Path(os.environ.get("KHARNESS_CACHE") or Path.home() / ".cache" / "kharness")
-    root.mkdir(parents=True, exist_ok=True)
+    root = _configured_root()
+    if os.path.lexists(root) and not root.is_dir():
+        raise _unusable(root, "is not a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unusable(root, f"cannot be created ({e.strerror})") from None
     return root
 
 

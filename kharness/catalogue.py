@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from . import cache, proc
-from .config import REPO
+from . import cache, files, proc
+from .config import REPO, compose, name_problem
 from .model import Variant
 from .errors import UserError
 
@@ -72,12 +73,22 @@ _FIELDS = {f for f in Reproducer.__dataclass_fields__} - {"dir"}
 EXTRA_ENV = "KHARNESS_REPRODUCERS"
 
 
+EXPECT = ("pass", "fail", "hang", "crash", "warn")
+MAX_MANIFEST_BYTES = 1 << 20
+
+
 def extra_manifests() -> list[Path]:
     """manifest.yaml of every directory in $KHARNESS_REPRODUCERS (each must have one)."""
     out = []
     for d in filter(None, os.environ.get(EXTRA_ENV, "").split(":")):
         m = Path(d).expanduser() / "manifest.yaml"
-        if not m.is_file():
+        try:
+            found = m.is_file()
+        except OSError as e:            # a name too long, a loop of symlinks
+            raise UserError(f"${EXTRA_ENV}: {d[:200]}: {e.strerror}; it lists extra reproducer directories")
+        if not found:
+            if os.path.lexists(m):
+                files.check_regular(m, "reproducer manifest")
             raise UserError(f"${EXTRA_ENV}: {d} has no manifest.yaml (it lists extra reproducer directories)")
         out.append(m)
     return out
@@ -86,32 +97,90 @@ def extra_manifests() -> list[Path]:
 def load(path: Path | None = None) -> dict[str, Reproducer]:
     """One manifest; without a path, the built-in catalogue plus $KHARNESS_REPRODUCERS."""
     if path is not None:
-        return _load(path)
+        return _check_files(_load(path))
     out = _load(REPRO_DIR / "manifest.yaml")
     for m in extra_manifests():
         for name, r in _load(m).items():
             if name in out:
                 raise UserError(f"{m}: {name}: already defined in {out[name].dir / 'manifest.yaml'}; rename one")
             out[name] = r
-    return out
+    return _check_files(out)
+
+
+def _check_files(cat: dict[str, Reproducer]) -> dict[str, Reproducer]:
+    """Every entry's source or script is a file beside its manifest (not found mid-run, at upload)."""
+    for r in cat.values():
+        file = r.source or r.script
+        if "/" in file or file.startswith(".") or not (r.dir / file).is_file():
+            raise UserError(f"{r.dir / 'manifest.yaml'}: {r.name}: {'source' if r.source else 'script'} {file!r} "
+                            f"is not a file in {r.dir}")
+    return cat
+
+
+def _field(path: Path, where: str, name: str, k: str, node, tp):
+    """One manifest field's value, of the type the Reproducer field has (one line if not)."""
+    at = f"{path}:{node.start_mark.line + 1}: {name}.{k}"
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(node, yaml.SequenceNode) or not all(isinstance(x, yaml.ScalarNode) for x in node.value):
+            raise UserError(f"{at}: expected a list of words, e.g. [ext4, xfs]")
+        return tuple(x.value for x in node.value)
+    if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
+        raise UserError(f"{at}: expected a single value")
+    if tp is int:
+        if not node.tag.endswith(":int") or not node.value.isdigit() or not 1 <= len(node.value) <= 7:
+            raise UserError(f"{at}: expected a whole number of seconds in plain digits, got {node.value!r}")
+        return int(node.value)
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in node.value):
+        raise UserError(f"{at}: {node.value[:60]!r} contains a newline or control character")
+    return node.value
 
 
 def _load(path: Path) -> dict[str, Reproducer]:
-    entries = yaml.safe_load(path.read_text()) or []
+    """One manifest.yaml: a list of entries, each a mapping of known fields of the right type."""
+    node = compose(files.read_text(path, "reproducer manifest", MAX_MANIFEST_BYTES), path)
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.SequenceNode):
+        raise UserError(f"{path}:{node.start_mark.line + 1}: a reproducer manifest is a list of entries "
+                        f"(- name: ..., source: or script: ..., description: ...)")
+    hints = typing.get_type_hints(Reproducer)
     out: dict[str, Reproducer] = {}
-    for i, e in enumerate(entries):
-        unknown = set(e) - _FIELDS
-        if unknown:
-            raise UserError(f"{path}: entry {i} ({e.get('name')}): unknown field(s) {', '.join(sorted(unknown))}")
-        e = dict(e)
-        for k in ("filesystems", "needs", "args"):
-            if k in e:
-                e[k] = tuple(str(x) for x in e[k])
+    for i, enode in enumerate(node.value):
+        where = f"{path}:{enode.start_mark.line + 1}"
+        if not isinstance(enode, yaml.MappingNode):
+            raise UserError(f"{where}: entry {i}: expected a mapping (name:, source: or script:, description:)")
+        raw = {}
+        for knode, vnode in enode.value:
+            k = knode.value if isinstance(knode, yaml.ScalarNode) else None
+            if k not in _FIELDS:
+                raise UserError(f"{_line(path, knode)}: entry {i}: unknown field {str(k)[:60]!r} "
+                                f"(fields: {', '.join(sorted(_FIELDS))})")
+            if k in raw:
+                raise UserError(f"{_line(path, knode)}: entry {i}: {k} given twice; keep one")
+            raw[k] = vnode
+        if "name" not in raw:
+            raise UserError(f"{where}: entry {i}: needs a name:")
+        name = _field(path, where, f"entry {i}", "name", raw["name"], str)
+        if why := name_problem(name):
+            raise UserError(f"{_line(path, raw['name'])}: entry {i}: name {name[:64]!r} {why}")
+        e = {k: _field(path, where, name, k, v, hints[k]) for k, v in raw.items()}
+        if "description" not in e:
+            raise UserError(f"{where}: {name}: needs a description: (one line, for `harness.py list`)")
         r = Reproducer(**e, dir=path.parent)
         if bool(r.source) == bool(r.script):
-            raise UserError(f"{path}: {r.name}: give exactly one of source: or script:")
+            raise UserError(f"{where}: {r.name}: give exactly one of source: or script:")
+        if r.timeout < 1:
+            raise UserError(f"{where}: {r.name}.timeout: must be at least 1 second, got {r.timeout}")
+        if r.expect not in EXPECT:
+            raise UserError(f"{where}: {r.name}.expect: {r.expect!r} is not one of {', '.join(EXPECT)}")
+        if r.name in out:
+            raise UserError(f"{where}: {r.name}: defined twice in this manifest; rename one")
         out[r.name] = r
     return out
+
+
+def _line(path: Path, node) -> str:
+    return f"{path}:{node.start_mark.line + 1}"
 
 
 def lookup(catalogue: dict[str, Reproducer], name: str) -> Reproducer:

@@ -6,23 +6,30 @@ error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 from . import config, ui
 from .errors import InfraError, UserError
 
 DEFAULT_CONFIG = "configs/default.yaml"
+MAX_DURATION = 7 * 24 * 3600        # --duration: a week per job at most
 
 
 def _duration(text: str) -> int:
     """Seconds, or a number with s/m/h: 90, 90s, 10m, 2h."""
-    m = re.fullmatch(r"(\d+)([smh]?)", text.strip())
+    m = re.fullmatch(r"(\d{1,12})([smh]?)", text.strip())
     if not m or int(m.group(1)) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 10m or 2h")
-    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    seconds = int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than the limit of {MAX_DURATION // 3600}h (a week)")
+    return seconds
 
 
 def _positive(text: str) -> int:
@@ -32,6 +39,8 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    if n > config.MAX_REPEAT:
+        raise argparse.ArgumentTypeError(f"must be at most {config.MAX_REPEAT}, got {n} (every repeat is a job)")
     return n
 
 
@@ -100,11 +109,38 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _once(args) -> None:
+    """A name given twice on the command line is a mistake (it would make two jobs of one id)."""
+    for opt in ("only", "fs", "series"):
+        names = getattr(args, opt, None) or []
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise UserError(f"--{opt} {n}: given twice; name it once (--repeat runs a job again)")
+
+
+def _internal_error(e: BaseException) -> int:
+    """An exception nobody expected is a bug in kharness: one line, exit 2 (never 1, which means
+    "a job failed"), and the full traceback in a file for the bug report."""
+    where = "not written"
+    try:
+        fd, name = tempfile.mkstemp(prefix="kharness-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(traceback.format_exception(e)))
+        where = name
+    except OSError:
+        pass
+    first = (str(e).splitlines() or [""])[0][:300]
+    print(f"harness.py: internal error: {type(e).__name__}{': ' + first if first else ''} "
+          f"(a bug in kharness; traceback: {where})", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM takes the same path as Ctrl-C, so every cleanup handler runs.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        _once(args)
         return _dispatch(args)
     except UserError as e:
         print(f"harness.py: error: {e}", file=sys.stderr)
@@ -118,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:   # `./harness.py list | head`
         sys.stderr.close()
         return 0
+    except Exception as e:
+        return _internal_error(e)
 
 
 def _dispatch(args) -> int:
@@ -178,6 +216,7 @@ def cmd_report(args) -> int:
 def cmd_build(cfg: config.RunConfig, args) -> int:
     from . import kernel
     series = [] if args.no_series else args.series
+    kernel.preflight(cfg.kernel, series_override=series)   # bad input: one line before anything is created
     ui.stage(f"kernel for {cfg.name}")
     log_dir = Path(config.repo_path(cfg.results)) / "build-logs"
     art, hit = kernel.build_kernel(cfg.kernel, log_dir, series_override=series)

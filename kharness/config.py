@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import shlex
 import typing
@@ -17,6 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
+from . import files
 from .errors import UserError
 from .model import Variant
 from .proof import PROOFS
@@ -116,9 +118,10 @@ class RunConfig:
     baseline: BaselineConfig | None = None  # also run the jobs on the base without the series
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     path: Path | None = None            # the file this came from (not a YAML key)
+    lines: dict[str, int] = field(default_factory=dict, repr=False)   # "vm.disk_size" -> its line (not a key)
 
 
-_NOT_KEYS = {"path", "suites"}
+_NOT_KEYS = {"path", "suites", "lines"}
 
 
 @dataclass(frozen=True)
@@ -134,18 +137,56 @@ SECTIONS: dict[str, Section] = {}
 def register_section(name: str, cls: type, check: Callable[[RunConfig, Path], None]) -> None:
     SECTIONS[name] = Section(cls, check)
 _VALID = {"vm.accel": {"auto", "kvm", "tcg"}, "apply": {"strict", "fuzzy"}, "warn_action": {"stop", "continue"}}
-_SIZE = re.compile(r"^\d+[KMGT]?$")
+_SIZE = re.compile(r"\d+[KMGT]?")
 # Run and variant names become path components on the host (results/<stamp>-<name>/,
 # jobs/<variant>/) and in the guest (/mnt/test/<variant>.<job>, removed with rm -rf):
-# no '/', no leading '.', nothing a shell or a path would read specially.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# no '/', no leading '.', nothing a shell or a path would read specially, and short enough
+# that a run directory's name (stamp, name, test, shard) stays far below NAME_MAX (255).
+NAME_MAX = 64
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+MAX_CONFIG_BYTES = 1 << 20
+MAX_REPEAT = 1000                       # repeat: and --repeat (each iteration is a job of its own)
+MAX_INT = 1_000_000                     # any other whole number in a config (seconds, counts)
+# Whole numbers with their own range (lo, hi); every other int in a config is 0..MAX_INT.
+_RANGE = {
+    (KernelConfig, "jobs"): (0, 4096),
+    (ThreadSeries, "revision"): (1, 1000),
+    (VmConfig, "cpus"): (1, 255),                   # QEMU's pc machine
+    (VmConfig, "boot_timeout"): (1, 86400),
+    (VmConfig, "kvm_banner_timeout"): (1, 3600),
+    (VmConfig, "hung_task_timeout"): (1, 86400),    # 0 would turn hang detection off
+    (RunConfig, "repeat"): (1, MAX_REPEAT),
+    (NightlyConfig, "keep"): (1, 100000),
+}
+# Sizes (512M, 4G) and the least each can be.
+_SIZES = {(ImageConfig, "size"): 64 << 20, (VmConfig, "memory"): 64 << 20, (VmConfig, "disk_size"): 16 << 20}
+MAX_SIZE = 1 << 50                      # 1024T
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# YAML 1.1 reads these as numbers that YAML 1.2 and people read otherwise: 010 is 8, 1:30 is 90, 1_0 is 10.
+_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0b[01]+")
 
 
 def _where(path: Path, node: yaml.Node) -> str:
     return f"{path}:{node.start_mark.line + 1}"
 
 
-def _build(tp, node: yaml.Node, key: str, path: Path):
+def at(cfg: RunConfig, key: str) -> str:
+    """'FILE:LINE' of a config key as written (just 'FILE' for a key the file does not give)."""
+    line = cfg.lines.get(key)
+    return f"{cfg.path}:{line}" if line else f"{cfg.path}"
+
+
+def _int(value: str, where: str, key: str) -> int:
+    if not _INT.fullmatch(value):
+        form = ("a ':' (YAML 1.1 reads it as base 60)" if ":" in value else
+                "a '_' (YAML 1.1 drops it)" if "_" in value else
+                "a leading 0 (YAML 1.1 reads it as octal)" if re.fullmatch(r"[-+]?0[0-9]+", value) else
+                "a form YAML 1.1 reads its own way")
+        raise UserError(f"{where}: {key}: {value!r} has {form}; write the number in plain digits")
+    return int(value, 0)
+
+
+def _build(tp, node: yaml.Node, key: str, path: Path, allow_empty: bool = False, lines: dict | None = None):
     # Nodes are only composed, never constructed, so a !!python/... tag runs nothing; still,
     # refuse it (and local !tags) rather than read the tagged node as plain data.
     if not node.tag.startswith("tag:yaml.org,2002:") or node.tag.startswith("tag:yaml.org,2002:python/"):
@@ -160,15 +201,21 @@ def _build(tp, node: yaml.Node, key: str, path: Path):
             return None
         if isinstance(node, yaml.MappingNode):      # str | ThreadSeries: a mapping is the dataclass
             inner = [a for a in inner if dataclasses.is_dataclass(a)] or inner
-        return _build(inner[0], node, key, path)
+        return _build(inner[0], node, key, path, allow_empty, lines)
     if dataclasses.is_dataclass(tp):
         if not isinstance(node, yaml.MappingNode):
             raise UserError(f"{_where(path, node)}: {key or 'top level'}: expected a mapping of keys")
-        return _build_dataclass(tp, node, key, path)
+        return _build_dataclass(tp, node, key, path, lines)
     if origin is list:
         if not isinstance(node, yaml.SequenceNode):
             raise UserError(f"{_where(path, node)}: {key}: expected a list, e.g. [a, b]")
-        return [_build(args[0], item, f"{key}[{i}]", path) for i, item in enumerate(node.value)]
+        out = [_build(args[0], item, f"{key}[{i}]", path, lines=lines) for i, item in enumerate(node.value)]
+        if args[0] is str:          # names of things: twice is a mistake (repeat: runs a test again)
+            for i, v in enumerate(out):
+                if v in out[:i]:
+                    raise UserError(f"{_where(path, node.value[i])}: {key}[{i}]: {v!r} is listed twice; "
+                                    f"list it once")
+        return out
     if not isinstance(node, yaml.ScalarNode):
         raise UserError(f"{_where(path, node)}: {key}: expected a single {tp.__name__} value")
     value = node.value
@@ -180,34 +227,48 @@ def _build(tp, node: yaml.Node, key: str, path: Path):
     if tp is int:
         if not tag.endswith(":int"):
             raise UserError(f"{_where(path, node)}: {key}: expected a whole number, got {value!r}")
-        return int(value, 0)
+        return _int(value, _where(path, node), key)
     if tp is str:
         if tag.endswith(":null"):
             raise UserError(f"{_where(path, node)}: {key}: needs a value")
+        if m := _CONTROL.search(value):
+            what = "a newline" if m.group() == "\n" else f"the control character {m.group()!r}"
+            hint = (" (a YAML block scalar, | or >, keeps its final newline; write the value on the key's line)"
+                    if m.group() == "\n" else "")
+            raise UserError(f"{_where(path, node)}: {key}: {value!r} contains {what}{hint}")
+        if not value and not allow_empty:
+            raise UserError(f"{_where(path, node)}: {key}: needs a value (an empty string is not one)")
         return str(value)
     raise AssertionError(f"unsupported config type {tp}")
 
 
-def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
+def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path, lines: dict[str, int] | None = None):
     hints = typing.get_type_hints(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
     sections = SECTIONS if cls is RunConfig else {}
     names += list(sections)
     kwargs: dict[str, Any] = {}
     suites: dict[str, Any] = {}
     for knode, vnode in node.value:
+        if not isinstance(knode, yaml.ScalarNode):
+            raise UserError(f"{_where(path, knode)}: {prefix or 'top level'}: a key must be a plain word, "
+                            f"not a {'list' if isinstance(knode, yaml.SequenceNode) else 'mapping'}")
         k = knode.value
         full = f"{prefix}.{k}" if prefix else k
+        if lines is not None:
+            lines[full] = vnode.start_mark.line + 1
         if k in kwargs or k in suites:
             raise UserError(f"{_where(path, knode)}: {full}: given twice; keep one")
         if k in sections:
-            suites[k] = _build(sections[k].cls | None, vnode, full, path)
+            suites[k] = _build(sections[k].cls | None, vnode, full, path, lines=lines)
             continue
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(names)})"
             raise UserError(f"{_where(path, knode)}: {full}: unknown key{hint}")
-        kwargs[k] = _build(hints[k], vnode, full, path)
+        kwargs[k] = _build(hints[k], vnode, full, path, allow_empty=defaults[k] == "", lines=lines)
+        _check_value(cls, k, kwargs[k], full, _where(path, vnode))
         rule = _VALID.get(full, _VALID.get(k) if cls is ThreadSeries else None)
         if rule and kwargs[k] not in rule:
             raise UserError(f"{_where(path, vnode)}: {full}: must be one of {', '.join(sorted(rule))}")
@@ -222,83 +283,117 @@ def _build_dataclass(cls, node: yaml.MappingNode, prefix: str, path: Path):
     return cls(**kwargs)
 
 
-def load(path: str | Path) -> RunConfig:
-    path = Path(path)
+def _check_value(cls, k: str, value, full: str, where: str) -> None:
+    """The range of a whole number and the form of a size, where the value is written."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        lo, hi = _RANGE.get((cls, k), (0, MAX_INT))
+        if value < lo:
+            raise UserError(f"{where}: {full}: must be at least {lo}, got {value}")
+        if value > hi:
+            raise UserError(f"{where}: {full}: must be at most {hi}, got {value}")
+    if (cls, k) in _SIZES:
+        if not _SIZE.fullmatch(value):
+            raise UserError(f"{where}: {full}: {value!r} is not a size like 512M or 4G")
+        least = _SIZES[(cls, k)]
+        if not least <= size_bytes(value) <= MAX_SIZE:
+            raise UserError(f"{where}: {full}: {value} is {'too small' if size_bytes(value) < least else 'too big'}; "
+                            f"give {least >> 20}M to {MAX_SIZE >> 40}T")
+
+
+def compose(text: str, path: Path) -> yaml.Node | None:
+    """The YAML node tree of a config or manifest; one line naming the line if it is not YAML."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found (configs/ has: "
-                        f"{', '.join(sorted(p.name for p in (REPO / 'configs').glob('*.yaml')))})")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read config: {e.strerror}")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else "?"
         raise UserError(f"{path}:{line}: malformed YAML: {e.problem or e.context}")
+    except yaml.reader.ReaderError as e:       # a byte YAML does not allow in a file (NUL, other controls)
+        line = text.count("\n", 0, e.position) + 1
+        c = e.character if isinstance(e.character, int) else ord(e.character)
+        raise UserError(f"{path}:{line}: malformed YAML: character U+{c:04X} is not allowed in YAML text "
+                        f"(offset {e.position}); remove it")
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: malformed YAML: {str(e).splitlines()[0]}")
+    except RecursionError:
+        raise UserError(f"{path}: malformed YAML: nested too deeply to be a config")
+
+
+def load(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not os.path.lexists(path):
+        raise UserError(f"{path}: config file not found (configs/ has: "
+                        f"{', '.join(sorted(p.name for p in (REPO / 'configs').glob('*.yaml')))})")
+    text = files.read_text(path, "config", MAX_CONFIG_BYTES)
+    node = compose(text, path)
     if node is None:
         raise UserError(f"{path}: config is empty (needs at least `name:`)")
-    cfg = _build(RunConfig, node, "", path)
+    lines: dict[str, int] = {}
+    cfg = _build(RunConfig, node, "", path, lines=lines)
     cfg.path = path
+    cfg.lines = lines
     _check(cfg, node, path)
     return cfg
 
 
+def _short(name: str) -> str:
+    return repr(name) if len(name) <= NAME_MAX else repr(name[:NAME_MAX]) + "..."
+
+
+def name_problem(name: str) -> str | None:
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters; at most {NAME_MAX}"
+    if not _NAME.fullmatch(name):
+        return "must be letters, digits and _ . + -"
+    return None
+
+
 def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
+    """What one value alone cannot say: the values against each other (each error at its line)."""
     k = cfg.kernel
     if bool(k.tarball) + bool(k.git) + bool(k.debian) != 1:
-        raise UserError(f"{path}: kernel: give exactly one source, `kernel.tarball: FILE`, `kernel.git: PATH` "
-                        f"or `kernel.debian: {{package: linux-source-7.2, suite: sid}}`")
-    for label, value in (("image.size", cfg.image.size), ("vm.disk_size", cfg.vm.disk_size),
-                         ("vm.memory", cfg.vm.memory)):
-        if not _SIZE.match(value):
-            raise UserError(f"{path}: {label}: {value!r} is not a size like 512M or 4G")
-    if not _NAME.match(cfg.name):
-        raise UserError(f"{path}: name: {cfg.name!r} must be letters, digits and _ . + - "
-                        "(it names the results directory)")
-    if cfg.repeat < 1:
-        raise UserError(f"{path}: repeat: must be at least 1, got {cfg.repeat}")
-    if cfg.nightly.keep < 1:
-        raise UserError(f"{path}: nightly.keep: must be at least 1, got {cfg.nightly.keep}")
+        raise UserError(f"{at(cfg, 'kernel')}: kernel: give exactly one source, `kernel.tarball: FILE`, "
+                        f"`kernel.git: PATH` or `kernel.debian: {{package: linux-source-7.2, suite: sid}}`")
+    if why := name_problem(cfg.name):
+        raise UserError(f"{at(cfg, 'name')}: name: {_short(cfg.name)} {why} (it names the results directory)")
     if cfg.nightly.fetch and not cfg.kernel.git:
-        raise UserError(f"{path}: nightly.fetch: only a `kernel.git` tree can be fetched; remove it or use kernel.git")
-    if cfg.vm.cpus < 1:
-        raise UserError(f"{path}: vm.cpus: must be at least 1, got {cfg.vm.cpus}")
+        raise UserError(f"{at(cfg, 'nightly.fetch')}: nightly.fetch: only a `kernel.git` tree can be fetched; "
+                        f"remove it or use kernel.git")
     seen = set()
-    for v in cfg.variants:
+    for i, v in enumerate(cfg.variants):
+        key = f"variants[{i}]"
         if v.name in seen:
-            raise UserError(f"{path}: variants: name {v.name!r} is used twice")
+            raise UserError(f"{at(cfg, key + '.name')}: variants: name {v.name!r} is used twice")
         seen.add(v.name)
-        if not _NAME.match(v.name):
-            raise UserError(f"{path}: variants[{v.name}].name: must be letters, digits and _ . + - "
+        if why := name_problem(v.name):
+            raise UserError(f"{at(cfg, key + '.name')}: variants[{v.name[:NAME_MAX]}].name: {why} "
                             "(it names a directory on the host and in the guest)")
         for label, value in (("mkfs", v.mkfs), ("mount", v.mount)):
             try:
                 shlex.split(value)          # the options reach mkfs/mount as these words, never through a shell
             except ValueError as e:
-                raise UserError(f"{path}: variants[{v.name}].{label}: {value!r} cannot be split into "
-                                f"options ({e}); quote each option whole")
+                raise UserError(f"{at(cfg, f'{key}.{label}')}: variants[{v.name}].{label}: {value!r} cannot be "
+                                f"split into options ({e}); quote each option whole")
         if v.proof and v.proof not in PROOFS:
-            raise UserError(f"{path}: variants[{v.name}].proof: {v.proof!r} is not a known proof "
+            raise UserError(f"{at(cfg, key + '.proof')}: variants[{v.name}].proof: {v.proof!r} is not a known proof "
                             f"({', '.join(sorted(PROOFS))})")
         if v.fstype not in ("ext4", "xfs"):
-            raise UserError(f"{path}: variants[{v.name}].fstype: {v.fstype!r} is not supported (ext4 or xfs)")
-    entries = [("kernel.series", e) for e in k.series]
-    entries += [("baseline.series", e) for e in (cfg.baseline.series if cfg.baseline else [])]
-    names = [e.name if isinstance(e, ThreadSeries) else e for _, e in entries if _ == "kernel.series"]
-    for label, e in entries:
+            raise UserError(f"{at(cfg, key + '.fstype')}: variants[{v.name}].fstype: {v.fstype!r} is not supported "
+                            f"(ext4 or xfs)")
+    entries = [("kernel.series", i, e) for i, e in enumerate(k.series)]
+    entries += [("baseline.series", i, e) for i, e in enumerate(cfg.baseline.series if cfg.baseline else [])]
+    names = [e.name if isinstance(e, ThreadSeries) else e for label, _, e in entries if label == "kernel.series"]
+    for label, i, e in entries:
         if not isinstance(e, ThreadSeries):
             continue
-        if not _NAME.match(e.name):
-            raise UserError(f"{path}: {label}: thread name {e.name!r} must be letters, digits and _ . + -")
-        if e.revision < 1:
-            raise UserError(f"{path}: {label}[{e.name}].revision: must be at least 1, got {e.revision}")
+        if why := name_problem(e.name):
+            raise UserError(f"{at(cfg, f'{label}[{i}].name')}: {label}: thread name {_short(e.name)} {why}")
         if e.apply == "fuzzy" and not 0 <= e.fuzz <= 10:
-            raise UserError(f"{path}: {label}[{e.name}].fuzz: must be 0 to 10 (GNU patch -F), got {e.fuzz}")
+            raise UserError(f"{at(cfg, f'{label}[{i}].fuzz')}: {label}[{e.name}].fuzz: must be 0 to 10 "
+                            f"(GNU patch -F), got {e.fuzz}")
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
-        raise UserError(f"{path}: kernel.series: {dup!r} is named twice; a series is applied once")
+        raise UserError(f"{at(cfg, 'kernel.series')}: kernel.series: {dup!r} is named twice; a series is applied once")
     for name, section in SECTIONS.items():
         if name in cfg.suites:
             section.check(cfg, path)
@@ -309,7 +404,9 @@ def select_variants(cfg: RunConfig, names: list[str] | None) -> list[Variant]:
     if not names:
         return list(cfg.variants)
     by_name = {v.name: v for v in cfg.variants}
-    for n in names:
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise UserError(f"--fs {n}: given twice; name each variant once (--repeat runs a job again)")
         if n not in by_name:
             raise UserError(f"--fs {n}: no such variant in {cfg.path} (variants: {', '.join(by_name) or 'none'})")
     return [by_name[n] for n in names]

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache, debsrc, patchapply, proc, ui
+from . import cache, debsrc, files, patchapply, proc, ui
 from .config import REPO, KernelConfig, repo_path
 from .series import Series, read_series
 from .errors import InfraError, UserError
@@ -81,9 +81,43 @@ def fragment_path(name: str) -> Path:
         q = repo_path(name)
         if q.is_file():
             return q
+        if os.path.lexists(q) and not q.is_dir():       # a FIFO, a device: say so, never open it
+            files.check_regular(q, "kconfig fragment")
         avail = ", ".join(sorted(f.stem for f in FRAGMENTS_DIR.glob("*.config")))
         raise UserError(f"kconfig fragment {name!r}: no {os.path.relpath(p, REPO)} (available: {avail})")
     return p
+
+
+MAX_KCONFIG_BYTES = 4 << 20      # a full .config is about 300 KiB
+
+
+def read_kconfig(path: Path, what: str) -> str:
+    """A fragment or a .config: every line CONFIG_X=value, '# CONFIG_X is not set', a comment or
+    blank (Kconfig itself skips any other line with a warning, so a typo would vanish)."""
+    text = files.read_text(path, what, MAX_KCONFIG_BYTES)
+    where = os.path.relpath(path, REPO) if path.is_relative_to(REPO) else str(path)
+    for n, line in enumerate(text.splitlines(), 1):
+        t = line.strip()
+        if t and not t.startswith("#") and not _OPT.match(t):
+            raise UserError(f"{where}:{n}: {t[:80]!r} is not a kconfig line; write CONFIG_NAME=value "
+                            f"(no spaces around =) or '# CONFIG_NAME is not set'")
+    return text
+
+
+def read_fragment(name: str) -> str:
+    return read_kconfig(fragment_path(name), "kconfig fragment")
+
+
+def _base_config_text(k: KernelConfig) -> str | None:
+    """The base .config file's text (None for a make target like tinyconfig)."""
+    if k.base_config in BASE_TARGETS:
+        return None
+    p = repo_path(k.base_config)
+    if not p.is_file():
+        if os.path.lexists(p) and not p.is_dir():
+            files.check_regular(p, "kernel.base_config")
+        raise UserError(f"kernel.base_config: {k.base_config!r} is neither {'/'.join(BASE_TARGETS)} nor a file")
+    return read_kconfig(p, "kernel.base_config")
 
 
 def dropped_options(fragments: dict[str, str], final: dict[str, str]) -> list[tuple[str, str, str, str]]:
@@ -106,8 +140,9 @@ def _option_exists(src: Path, opt: str) -> bool:
 
 # ---------------------------------------------------------------- sources
 
-def _tarball_digest(path: Path) -> str:
-    """sha256 of the tarball, remembered by (path, size, mtime) so a cache hit stays fast."""
+def _tarball_digest(path: Path, remember: bool = True) -> str:
+    """sha256 of the tarball, remembered by (path, size, mtime) so a cache hit stays fast
+    (preflight only reads the memo: bad input found after it must leave the cache as it was)."""
     st = path.stat()
     memo_file = cache.cache_root() / "tarball-digests.json"
     memo_key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
@@ -117,6 +152,8 @@ def _tarball_digest(path: Path) -> str:
         memo = {}
     if memo_key not in memo:
         memo[memo_key] = cache.file_digest(path)
+        if not remember:
+            return memo[memo_key]
         tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(memo))
         os.replace(tmp, memo_file)
@@ -130,7 +167,7 @@ class Source:
     base_commit: str | None  # the user's commit (git) or None until imported (tarball)
 
 
-def resolve_source(k: KernelConfig, log: Path | None = None) -> Source:
+def resolve_source(k: KernelConfig, log: Path | None = None, remember: bool = True) -> Source:
     if k.debian:
         d = k.debian
         deb = debsrc.cached(d.package, d.suite, d.version)
@@ -144,7 +181,7 @@ def resolve_source(k: KernelConfig, log: Path | None = None) -> Source:
         if not path.is_file():
             hint = " (install it: apt-get install linux-source-6.12, or run `make setup`)" if "linux-source" in path.name else ""
             raise UserError(f"kernel.tarball: {path} does not exist{hint}")
-        sha = _tarball_digest(path)
+        sha = _tarball_digest(path, remember)
         return Source(f"tarball-{sha[:20]}", {"tarball": str(path), "sha256": sha}, None)
     tree = Path(k.git).expanduser()
     if not (tree / ".git").exists() and not (tree / "HEAD").exists():
@@ -289,18 +326,18 @@ def _am_failure(output: str, s: Series, inp: Path) -> str:
 def _compiler_version(cc: str) -> str:
     try:
         return proc.capture([cc, "--version"]).splitlines()[0].strip()
-    except (InfraError, FileNotFoundError, IndexError):
+    except (InfraError, OSError, ValueError, IndexError):
         raise UserError(f"kernel.cc: compiler {cc!r} not found or not working (install it, or set kernel.cc)")
 
 
 def _input_key(k: KernelConfig, src: Source, series: list[Series], compiler: str) -> str:
     parts = [BUILD_VERSION, src.id, compiler, k.base_config, str(k.ccache)]
     if k.base_config not in BASE_TARGETS:
-        parts.append(repo_path(k.base_config).read_bytes().decode(errors="replace"))
+        parts.append(_base_config_text(k))
     for s in series:
         parts += [s.name, s.apply, str(s.fuzz)] + [p.sha256 for p in s.patches]
     for f in k.fragments:
-        parts += [f, fragment_path(f).read_text()]
+        parts += [f, read_fragment(f)]
     return cache.digest(*parts)
 
 
@@ -314,25 +351,26 @@ def load_artifact(key: str) -> KernelArtifact | None:
 
 def preflight(k: KernelConfig, series_override: list[str] | None = None) -> None:
     """Every input a build will read, checked before a run starts (one line on the first
-    problem, nothing created): series and their patches, fragments, base config, source."""
+    problem, nothing created): series and their patches, fragments and base config (each line
+    parses), the compiler, the cache directory, the source."""
     names = series_override if series_override is not None else k.series
     for n in names:
         read_series(n)
     for f in k.fragments:
-        fragment_path(f)
-    if k.base_config not in BASE_TARGETS and not repo_path(k.base_config).is_file():
-        raise UserError(f"kernel.base_config: {k.base_config!r} is neither {'/'.join(BASE_TARGETS)} nor a file")
+        read_fragment(f)
+    _base_config_text(k)
+    _compiler_version(k.cc)
+    cache.check_root()
     if not k.debian:            # a Debian package is only known after apt has been asked
-        resolve_source(k)
+        resolve_source(k, remember=False)
 
 
 def build_kernel(k: KernelConfig, log_dir: Path, series_override: list[str] | None = None) -> tuple[KernelArtifact, bool]:
     """Build (or find in the cache) the kernel the config describes; returns (artifact, cache_hit)."""
     names = series_override if series_override is not None else k.series
     series = [read_series(n) for n in names]
-    fragments = {f: fragment_path(f).read_text() for f in k.fragments}
-    if k.base_config not in BASE_TARGETS and not repo_path(k.base_config).is_file():
-        raise UserError(f"kernel.base_config: {k.base_config!r} is neither {'/'.join(BASE_TARGETS)} nor a file")
+    fragments = {f: read_fragment(f) for f in k.fragments}
+    _base_config_text(k)
     compiler = _compiler_version(k.cc)
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "kernel-build.log"

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import proc, results, runner, ui
+from . import kernel, proc, results, runner, ui
 from .config import RunConfig
 from .errors import UserError
 from .report import html, record
@@ -76,7 +76,19 @@ def prune(root: Path, config: str, keep: int) -> list[Path]:
     return gone
 
 
+def preflight(cfg: RunConfig) -> None:
+    """What `run` checks before it creates anything, checked before the lock and the run
+    directory: bad input leaves no lock file, run directory or history row behind."""
+    jobs, skipped = runner.plan(cfg)
+    if not (jobs or skipped):
+        raise UserError(f"{cfg.path}: tests: nothing to run (no tests, no fstests.tests)")
+    kernel.preflight(cfg.kernel)
+    if cfg.baseline:
+        kernel.preflight(cfg.kernel, cfg.baseline.series)
+
+
 def cmd_nightly(cfg: RunConfig, accel: str | None = None) -> int:
+    preflight(cfg)
     root = results.results_root(cfg)
     with nightly_lock(root):
         run_dir = results.new_run_dir(cfg, f"{cfg.name}-nightly")

@@ -19,6 +19,7 @@ from . import ui
 from .config import RunConfig, repo_path
 from .errors import UserError
 from .report import record
+from .report.history import DB_NAME, History
 
 
 def results_root(cfg: RunConfig) -> Path:
@@ -31,6 +32,8 @@ def results_root(cfg: RunConfig) -> Path:
         probe.unlink()
     except OSError as e:
         raise UserError(f"results: cannot write to {root} ({e.strerror}); set `results:` in the config to a writable directory")
+    if (root / DB_NAME).exists() or (root / DB_NAME).is_symlink():
+        History(root).close()           # a broken history is one line now, not a lost report after the run
     return root
 
 

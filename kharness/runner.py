@@ -102,10 +102,10 @@ def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], ski
 def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str, kind: str = "run",
              shard: tuple[int, int] | None = None, run_dir: Path | None = None) -> int:
     """Run jobs (this shard's, with --shard) and write the run directory; exit status as `run`."""
-    _check_disk_room(cfg, results.results_root(cfg))
     kernel.preflight(cfg.kernel)                 # bad input: one line before anything is created
     if cfg.baseline:
         kernel.preflight(cfg.kernel, cfg.baseline.series)
+    _check_disk_room(cfg, results.results_root(cfg))
     plan_ids = [j.id for j in jobs]
     if shard:
         from . import shard as sharding
@@ -204,6 +204,7 @@ def cmd_list(cfg: RunConfig) -> int:
 
 
 def cmd_shell(cfg: RunConfig, accel=None) -> int:
+    kernel.preflight(cfg.kernel)                 # bad input: one line before anything is created
     _check_disk_room(cfg, results.results_root(cfg))
     run_dir = results.new_run_dir(cfg, f"{cfg.name}-shell")
     k, img = _prepare_artifacts(cfg, run_dir)

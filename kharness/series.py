@@ -15,11 +15,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, thread
+from . import cache, files, thread
 from .config import REPO, ThreadSeries, repo_path
 from .errors import UserError
 
 PATCHES_DIR = REPO / "patches"
+MAX_PATCH_BYTES = 64 << 20          # one patch file or mbox
+# A patch holds a diff: git's header, or a unified diff's ---/+++ pair (quilt, diff -u).
+_DIFF = re.compile(rb"^diff --git |^--- [^\n]*\n\+\+\+ ", re.M)
 
 
 @dataclass(frozen=True)
@@ -108,32 +111,42 @@ def read_series(name: str | ThreadSeries, patches_dir: Path | None = None) -> Se
         raise UserError(f"series {name!r}: no directory {rel(base)} (available: {avail})")
     series_file = base / "series"
     if series_file.exists():
-        files = []
-        for lineno, raw in enumerate(series_file.read_text().splitlines(), 1):
+        paths = []
+        text = files.read_text(series_file, "series file", 1 << 20)
+        for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
             p = base / line.split()[0]
             if not p.is_file():
                 raise UserError(f"{rel(series_file)}:{lineno}: names {line.split()[0]!r}, which does not exist in {rel(base)}")
-            files.append(p)
-        if not files:
+            paths.append(p)
+        if not paths:
             raise UserError(f"{rel(series_file)}: the series is empty; list patch files one per line")
         patches = []
-        for p in files:
-            data = p.read_bytes()
+        for p in paths:
+            data = files.read_bytes(p, "patch", MAX_PATCH_BYTES)
             msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
             if not msg.get("Subject"):
                 raise UserError(f"{rel(p)}: not a mail-formatted patch (no Subject:); make it with git format-patch")
+            if not _DIFF.search(data):
+                raise UserError(f"{rel(p)}: not a patch (no diff in it: no `diff --git` or ---/+++ lines); "
+                                f"make it with git format-patch")
             patches.append(Patch(name, rel(p), _subject(msg), _message_id(msg), cache.digest(data)))
-        return Series(name, tuple(files), tuple(patches))
+        return Series(name, tuple(paths), tuple(patches))
     mboxes = sorted(list(base.glob("*.mbx")) + list(base.glob("*.mbox")))
     if len(mboxes) != 1:
         raise UserError(f"series {name!r}: {rel(base)} needs a `series` file or exactly one .mbx/.mbox (b4 am output)")
     box = mboxes[0]
+    st = files.check_regular(box, "mbox")
+    if st.st_size > MAX_PATCH_BYTES:
+        raise UserError(f"{rel(box)}: mbox is larger than {files.human(MAX_PATCH_BYTES)}; is it the right file?")
     patches = []
     for msg in mailbox.mbox(str(box)):
         body = msg.as_bytes()
+        if not _DIFF.search(body):
+            raise UserError(f"{rel(box)}: message {_subject(msg)!r} is not a patch (no diff in it); "
+                            f"give the mbox of the patches only (b4 am output)")
         patches.append(Patch(name, rel(box), _subject(msg), _message_id(msg), cache.digest(body)))
     if not patches:
         raise UserError(f"{rel(box)}: the mbox holds no messages")

@@ -15,11 +15,16 @@ import statistics
 from .errors import UserError
 
 
+MAX_SHARDS = 1000
+
+
 def parse(text: str) -> tuple[int, int]:
     """"2/4" -> (2, 4); one clear line for anything else."""
     i, sep, n = text.partition("/")
-    if not (sep and i.isdigit() and n.isdigit()) or not 1 <= int(i) <= int(n):
+    if not (sep and i.isdigit() and n.isdigit() and i.isascii() and n.isascii()) or not 1 <= int(i) <= int(n):
         raise UserError(f"--shard {text}: give I/N with 1 <= I <= N, e.g. --shard 2/4")
+    if int(n) > MAX_SHARDS:
+        raise UserError(f"--shard {text}: at most {MAX_SHARDS} shards, e.g. --shard 2/4")
     return int(i), int(n)
 
 

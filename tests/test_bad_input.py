@@ -1,6 +1,15 @@
 """The bad-input catalogue: each case, run as a user would, gets exit status 2 and exactly
-one line on stderr (what, where, how to fix), no traceback, and nothing is created: no run
-directory, no history entry.
+one line on stderr (what, where, how to fix), no traceback, and nothing is created: no file
+anywhere in the test's directory (no run directory, no history entry, no lock, nothing in the
+private cache: KHARNESS_CACHE points inside it), none in the repository's results/ either.
+
+Root causes, one group of cases each: YAML 1.1 number forms and odd keys, bytes that are not
+UTF-8 or YAML text, names too long for a path, an unusable cache, a malformed extra reproducer
+manifest, values out of range (sizes, timeouts, counts, repeat), empty values and block-scalar
+newlines, names given twice, build inputs (compiler, kconfig lines, fstests source) checked
+before the run directory exists, for run, repro, shell, build and nightly alike, special and
+huge files, broken history and broken records (`report`, and `report --merge` that must
+never write outside -o).
 
 Cases tested elsewhere, with a real kernel tree or at the API level:
     a patch that does not apply, a fragment option that does not exist
@@ -8,6 +17,9 @@ Cases tested elsewhere, with a real kernel tree or at the API level:
     a series file naming a missing patch, an empty series      tests/test_kernel_unit.py
     YAML tags (!!python/...), unsafe names, unsplittable options   tests/test_security.py
 """
+import os
+import subprocess
+
 import pytest
 
 from conftest import harness
@@ -70,7 +82,7 @@ CASES = [
      "{cfg}: vm.disk_size: two disks of 900000G need 1800000 GiB but {tmp}/results has {free} GiB free; "
      "lower vm.disk_size or point `results:` elsewhere"),
     ("nightly-keep-zero", BASE + "nightly: {keep: 0}\n", [],
-     "{cfg}: nightly.keep: must be at least 1, got 0"),
+     "{cfg}:8: nightly.keep: must be at least 1, got 0"),
     # kernel.series entries taken from a thread (issue 13); {v2} is the real v2 thread's directory
     ("thread-not-found", with_("[kharness-id]", "[kharness-id, {{thread: nosuch@example.org, name: v2, source: {v2}}}]"),
      [], "series 'v2': thread <nosuch@example.org> not found in {v2}; check the cover letter's Message-ID"),
@@ -85,19 +97,183 @@ CASES = [
      [], "{cfg}:5: kernel.series[1].apply: must be one of fuzzy, strict"),
     ("thread-no-source", with_("[kharness-id]", "[{{thread: " + V2 + ", name: v2, source: {tmp}/nothing.mbx}}]"),
      [], "series 'v2': source: {tmp}/nothing.mbx does not exist (an mbox, a directory of mails, a public-inbox git, or b4)"),
+    # YAML 1.1 reads these numbers its own way (int() could not: a traceback, exit 1)
+    ("yaml11-octal", BASE + "repeat: 010\n", [],
+     "{cfg}:8: repeat: '010' has a leading 0 (YAML 1.1 reads it as octal); write the number in plain digits"),
+    ("yaml11-base60", BASE + "repeat: 1:30\n", [],
+     "{cfg}:8: repeat: '1:30' has a ':' (YAML 1.1 reads it as base 60); write the number in plain digits"),
+    ("yaml11-underscore", BASE + "repeat: 0_1\n", [],
+     "{cfg}:8: repeat: '0_1' has a '_' (YAML 1.1 drops it); write the number in plain digits"),
+    ("key-is-a-list", BASE + "[a]: 1\n", [], "{cfg}:8: top level: a key must be a plain word, not a list"),
+    ("key-is-a-mapping", with_("  series:", "  {{a: 1}}: 2\n  series:"), [],
+     "{cfg}:4: kernel: a key must be a plain word, not a mapping"),
+    # bytes
+    ("not-utf8", BASE + "# caf<E9>\n", [],
+     "{cfg}:8: config is not UTF-8 text (byte 0xe9 at offset 197); save it as UTF-8"),
+    ("nul-byte", BASE + "# a<NUL>b\n", [],
+     "{cfg}:8: malformed YAML: character U+0000 is not allowed in YAML text (offset 195); remove it"),
+    # names that become path components (300 characters: File name too long)
+    ("name-too-long", BASE.replace("name: bi", "name: " + "a" * 300), [],
+     "{cfg}:1: name: '" + "a" * 64 + "'... is 300 characters; at most 64 (it names the results directory)"),
+    ("variant-name-too-long", with_("{name: ext4,", "{{name: " + "e" * 300 + ","), [],
+     "{cfg}:6: variants[" + "e" * 64 + "].name: is 300 characters; at most 64 (it names a directory on the "
+     "host and in the guest)"),
+    # the cache
+    ("cache-is-a-file", BASE, [],
+     "$KHARNESS_CACHE: {cfg} is not a directory; point $KHARNESS_CACHE at a writable directory"),
+    ("cache-cannot-be-created", BASE, [],
+     "$KHARNESS_CACHE: /proc/kharness-cache cannot be created (No such file or directory); point "
+     "$KHARNESS_CACHE at a writable directory"),
+    # $KHARNESS_REPRODUCERS: a manifest that is not a list of typed entries
+    ("manifest-malformed", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml:2: malformed YAML: expected the node content, but found '<stream end>'"),
+    ("manifest-not-a-list", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml:1: a reproducer manifest is a list of entries (- name: ..., source: or "
+     "script: ..., description: ...)"),
+    ("manifest-entry-not-a-mapping", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml:1: entry 0: expected a mapping (name:, source: or script:, description:)"),
+    ("manifest-no-name", BASE, ["--only", "x"], "{tmp}/extra/manifest.yaml:1: entry 0: needs a name:"),
+    ("manifest-wrong-type", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml:1: x.timeout: expected a whole number of seconds in plain digits, got 'soon'"),
+    ("manifest-list-is-a-number", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml:1: x.filesystems: expected a list of words, e.g. [ext4, xfs]"),
+    ("manifest-bad-expect", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml:1: x.expect: 'maybe' is not one of pass, fail, hang, crash, warn"),
+    ("manifest-missing-script", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml: x: script 'nope.sh' is not a file in {tmp}/extra"),
+    ("manifest-fifo", BASE, ["--only", "x"],
+     "{tmp}/extra/manifest.yaml: reproducer manifest is a FIFO, not a regular file; give the file itself"),
+    # unbounded counts (--repeat 100000000 was a MemoryError)
+    ("repeat-huge", BASE, ["--repeat", "100000000"], None),
+    ("repeat-huge-in-config", BASE + "repeat: 100000000\n", [], "{cfg}:8: repeat: must be at most 1000, got 100000000"),
+    ("duration-huge", BASE, ["--duration", "99999999999h"], None),
+    ("shard-huge", BASE, ["--shard", "1/100000000"], None),
+    ("cpus-huge", BASE + "vm: {{cpus: 100000}}\n", [], "{cfg}:8: vm.cpus: must be at most 255, got 100000"),
+    # values _check() used to accept
+    ("disk-size-zero", BASE + "vm: {{disk_size: 0}}\n", [], "{cfg}:8: vm.disk_size: 0 is too small; give 16M to 1024T"),
+    ("hung-task-timeout-zero", BASE + "vm: {{hung_task_timeout: 0}}\n", [],
+     "{cfg}:8: vm.hung_task_timeout: must be at least 1, got 0"),
+    ("results-empty", BASE + 'results: ""\n', [], "{cfg}:8: results: needs a value (an empty string is not one)"),
+    ("kernel-jobs-negative", with_("  series:", "  jobs: -4\n  series:"), [],
+     "{cfg}:4: kernel.jobs: must be at least 0, got -4"),
+    ("fstests-jobs-negative", BASE + "fstests: {{source: {tmp}/fstests, jobs: -1}}\n", [],
+     "{cfg}:8: fstests.jobs: must be at least 0, got -1"),
+    ("name-block-scalar", BASE.replace("name: bi", "name: |\n  bi"), [],
+     "{cfg}:1: name: 'bi\\n' contains a newline (a YAML block scalar, | or >, keeps its final newline; "
+     "write the value on the key's line)"),
+    ("size-block-scalar", BASE + "vm:\n  disk_size: |\n    4G\n", [],
+     "{cfg}:9: vm.disk_size: '4G\\n' contains a newline (a YAML block scalar, | or >, keeps its final newline; "
+     "write the value on the key's line)"),
+    # the same name twice (duplicate job ids)
+    ("duplicate-tests", with_("tests: [zero-range-basic]", "tests: [zero-range-basic, zero-range-basic]"), [],
+     "{cfg}:7: tests[1]: 'zero-range-basic' is listed twice; list it once"),
+    ("duplicate-fstests-tests", BASE + "fstests: {{source: {tmp}/fstests, tests: [generic/363, generic/363]}}\n", [],
+     "{cfg}:8: fstests.tests[1]: 'generic/363' is listed twice; list it once"),
+    ("duplicate-only", BASE, ["--only", "zero-range-basic", "--only", "zero-range-basic"],
+     "--only zero-range-basic: given twice; name it once (--repeat runs a job again)"),
+    ("duplicate-fs", BASE, ["repro", "zero-range-basic", "--fs", "ext4", "--fs", "ext4"],
+     "--fs ext4: given twice; name it once (--repeat runs a job again)"),
+    # build inputs, checked before the run directory exists
+    ("compiler-missing", with_("  series:", "  cc: no-such-cc\n  series:"), [],
+     "kernel.cc: compiler 'no-such-cc' not found or not working (install it, or set kernel.cc)"),
+    ("fragment-syntax", with_("hang-detect]", "{tmp}/bad.config]"), [],
+     "{tmp}/bad.config:2: 'CONFIG_X = y' is not a kconfig line; write CONFIG_NAME=value (no spaces around =) "
+     "or '# CONFIG_NAME is not set'"),
+    ("base-config-syntax", with_("  series:", "  base_config: {tmp}/bad.config\n  series:"), [],
+     "{tmp}/bad.config:2: 'CONFIG_X = y' is not a kconfig line; write CONFIG_NAME=value (no spaces around =) "
+     "or '# CONFIG_NAME is not set'"),
+    ("fragment-not-utf8", with_("hang-detect]", "{tmp}/latin1.config]"), [],
+     "{tmp}/latin1.config:1: kconfig fragment is not UTF-8 text (byte 0xe9 at offset 21); save it as UTF-8"),
+    ("fragment-fifo", with_("hang-detect]", "{tmp}/fifo]"), [],
+     "{tmp}/fifo: kconfig fragment is a FIFO, not a regular file; give the file itself"),
+    ("repro-fstests-without-source", BASE, ["repro", "generic/363"],
+     "generic/363: fstests is unavailable: no fstests source configured: set `fstests.source: PATH` (an fstests "
+     "checkout) or `fstests.git: URL` (+ `fstests.ref:`) in the config, or $KHARNESS_FSTESTS_SRC"),
+    ("shell-unknown-series", with_("[kharness-id]", "[kharness-idd]"), ["shell"],
+     "series 'kharness-idd': no directory patches/kharness-idd (available: " + SERIES + ")"),
+    ("build-unknown-series", with_("[kharness-id]", "[kharness-idd]"), ["build"],
+     "series 'kharness-idd': no directory patches/kharness-idd (available: " + SERIES + ")"),
+    ("nightly-unknown-series", with_("[kharness-id]", "[kharness-idd]"), ["nightly"],
+     "series 'kharness-idd': no directory patches/kharness-idd (available: " + SERIES + ")"),
+    ("build-compiler-missing", with_("  series:", "  cc: no-such-cc\n  series:"), ["build"],
+     "kernel.cc: compiler 'no-such-cc' not found or not working (install it, or set kernel.cc)"),
+    # special and huge files
+    ("config-dev-zero", BASE, ["-c", "/dev/zero"],
+     "/dev/zero: config is a character device, not a regular file; give the file itself"),
+    ("config-fifo", BASE, ["-c", "{tmp}/fifo"], "{tmp}/fifo: config is a FIFO, not a regular file; give the file itself"),
+    ("config-directory", BASE, ["-c", "{tmp}"], "{tmp}: config is a directory, not a regular file; give the file itself"),
+    ("config-huge", BASE + "#" * (1 << 20) + "\n", [],
+     "{cfg}: config is larger than 1 MiB, more than a config can be; is it the right file?"),
+    ("config-nested-deep", "name: " + "[" * 20000 + "\n", [], "{cfg}: malformed YAML: nested too deeply to be a config"),
+    ("base-config-dev-zero", with_("  series:", "  base_config: /dev/zero\n  series:"), [],
+     "/dev/zero: kernel.base_config is a character device, not a regular file; give the file itself"),
+    # a history that is not one (a shard run reads it first; every run writes it at the end)
+    ("history-corrupt", BASE, [],
+     "{tmp}/results/history.sqlite: not a kharness history database (file is not a database); move it aside and "
+     "the next run or `report` starts a new one from the run directories"),
+    ("history-corrupt-shard", BASE, ["--shard", "1/2"],
+     "{tmp}/results/history.sqlite: not a kharness history database (file is not a database); move it aside and "
+     "the next run or `report` starts a new one from the run directories"),
 ]
+# Files a case needs (relative to its directory), and its environment.
+MANIFEST = "extra/manifest.yaml"
+FILES = {
+    "manifest-malformed": {MANIFEST: "- name: [\n"},
+    "manifest-not-a-list": {MANIFEST: "name: x\n"},
+    "manifest-entry-not-a-mapping": {MANIFEST: "- hello\n"},
+    "manifest-no-name": {MANIFEST: "- {script: x.sh, description: d}\n"},
+    "manifest-wrong-type": {MANIFEST: "- {name: x, script: x.sh, description: d, timeout: soon}\n"},
+    "manifest-list-is-a-number": {MANIFEST: "- {name: x, script: x.sh, description: d, filesystems: 3}\n"},
+    "manifest-bad-expect": {MANIFEST: "- {name: x, script: x.sh, description: d, expect: maybe}\n"},
+    "manifest-missing-script": {MANIFEST: "- {name: x, script: nope.sh, description: d}\n"},
+    "manifest-fifo": {MANIFEST: None},
+    "fragment-syntax": {"bad.config": "CONFIG_EXT4_FS=y\nCONFIG_X = y\n"},
+    "base-config-syntax": {"bad.config": "CONFIG_EXT4_FS=y\nCONFIG_X = y\n"},
+    "fragment-not-utf8": {"latin1.config": b"CONFIG_LOCALVERSION=\"\xe9\"\n"},
+    "fragment-fifo": {"fifo": None},
+    "config-fifo": {"fifo": None},
+    "history-corrupt": {"results/history.sqlite": "not a database " * 100},
+    "history-corrupt-shard": {"results/history.sqlite": "not a database " * 100},
+}
+ENV = {
+    "cache-is-a-file": {"KHARNESS_CACHE": "{cfg}"},
+    "cache-cannot-be-created": {"KHARNESS_CACHE": "/proc/kharness-cache"},
+    "repro-fstests-without-source": {"KHARNESS_FSTESTS_SRC": ""},
+    **{c: {"KHARNESS_REPRODUCERS": "{tmp}/extra"} for c in FILES if c.startswith("manifest-")},
+}
+COMMANDS = ("repro", "shell", "build", "nightly", "list", "image")
 ARGPARSE = {
     "repeat-zero": "harness.py run: error: argument --repeat: must be at least 1, got 0 (see harness.py run --help)",
     "repeat-negative": "harness.py run: error: argument --repeat: must be at least 1, got -2 (see harness.py run --help)",
     "shard-out-of-range": "harness.py run: error: argument --shard: '5/4': give I/N with 1 <= I <= N, e.g. --shard 2/4 "
                           "(see harness.py run --help)",
+    "repeat-huge": "harness.py run: error: argument --repeat: must be at most 1000, got 100000000 (every repeat is "
+                   "a job) (see harness.py run --help)",
+    "duration-huge": "harness.py run: error: argument --duration: '99999999999h' is longer than the limit of 168h "
+                     "(a week) (see harness.py run --help)",
+    "shard-huge": "harness.py run: error: argument --shard: '1/100000000': at most 1000 shards, e.g. --shard 2/4 "
+                  "(see harness.py run --help)",
 }
 
 
+def tree(d) -> dict[str, bool]:
+    """Every path under d -> is it a directory."""
+    return {str(p.relative_to(d)): p.is_dir() and not p.is_symlink() for p in d.rglob("*")}
+
+
+def assert_nothing_created(before: dict[str, bool], tmp_path, repo_results: set[str]) -> None:
+    """No new file anywhere under the test's directory (an empty directory, like results/ that
+    the disk-room check stats, holds nothing), and no run of this config in the repository."""
+    after = tree(tmp_path)
+    new = sorted(p for p in after if p not in before)
+    assert [p for p in new if not after[p] or any((tmp_path / p).iterdir())] == [], new
+    stray = {p.name for p in (REPO / "results").iterdir()} - repo_results if (REPO / "results").is_dir() else set()
+    assert [n for n in stray if n.endswith("-bi") or "-bi-" in n] == []
+    assert not any(REPO.glob("*T*Z-bi*")), "a run directory in the repository root"
+
+
 @pytest.mark.parametrize("case, text, argv, line", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, case, text, argv, line):
-    import os
-    import subprocess
+def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, tmp_cache, case, text, argv, line):
     (tmp_path / "linux").mkdir()
     subprocess.run(["git", "init", "-q", str(tmp_path / "linux")], check=True)
     (tmp_path / "fstests" / "tests" / "generic").mkdir(parents=True)
@@ -114,16 +290,75 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, case, text, 
     body = text.replace("{tmp}", str(tmp_path)).replace("{v2}", str(V2_DIR)).replace("{{", "{").replace("}}", "}")
     if "results:" not in body:
         body += f"results: {tmp_path}/results\n"
-    cfg.write_text(body)
-    (tmp_path / "results").mkdir()
-    out = harness("run", "-c", str(cfg), *argv, timeout=120)
+    cfg.write_bytes(body.encode().replace(b"<E9>", b"\xe9").replace(b"<NUL>", b"\0"))
+    for rel, content in FILES.get(case, {}).items():
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            os.mkfifo(f)
+        else:
+            f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    env = {k: v.replace("{tmp}", str(tmp_path)).replace("{cfg}", str(cfg)) for k, v in ENV.get(case, {}).items()}
+    command, argv = (argv[0], argv[1:]) if argv and argv[0] in COMMANDS else ("run", argv)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    before = tree(tmp_path)
+    repo_results = {p.name for p in (REPO / "results").iterdir()} if (REPO / "results").is_dir() else set()
+    out = harness(command, "-c", str(cfg), *argv, env=env, timeout=120)
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     if case in ARGPARSE:
         assert out.stderr.strip() == ARGPARSE[case]
     else:
-        st = os.statvfs(tmp_path / "results")
+        st = os.statvfs(tmp_path)
         free = st.f_bavail * st.f_frsize >> 30
         want = line.format(cfg=cfg, tmp=tmp_path, free=free, v2=V2_DIR)
         assert out.stderr.strip() == f"harness.py: error: {want}"
-    assert list((tmp_path / "results").iterdir()) == []           # no run directory, no history
+    assert_nothing_created(before, tmp_path, repo_results)
+
+
+# ------------------------------------------------------------------ patches that are not patches
+
+def test_a_patch_that_is_not_a_diff_is_refused_when_the_series_is_read(tmp_path):
+    from kharness import series
+    from kharness.errors import UserError
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "series").write_text("0001-x.patch\n")
+    (d / "0001-x.patch").write_text("From: a@b\nSubject: [PATCH] x\n\nno diff here, just prose\n")
+    with pytest.raises(UserError) as e:
+        series.read_series("s", patches_dir=tmp_path)
+    rel = os.path.relpath(d / "0001-x.patch", REPO)
+    assert str(e.value) == (f"{rel}: not a patch (no diff in it: no `diff --git` or ---/+++ lines); make it with "
+                            f"git format-patch")
+    (d / "0001-x.patch").write_text("From: a@b\nSubject: [PATCH] x\n\n---\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n")
+    assert len(series.read_series("s", patches_dir=tmp_path).patches) == 1        # control: a diff reads
+
+
+def test_a_mbox_message_without_a_diff_is_refused(tmp_path):
+    from kharness import series
+    from kharness.errors import UserError
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "s.mbx").write_text("From x Mon Jan  1 00:00:00 2024\nFrom: a@b\nSubject: [PATCH 0/1] cover\n\nprose\n")
+    with pytest.raises(UserError, match=r"s\.mbx: message 'cover' is not a patch \(no diff in it\)"):
+        series.read_series("s", patches_dir=tmp_path)
+
+
+# ------------------------------------------------------------------ a bug is never "a job failed"
+
+def test_an_unexpected_exception_is_exit_2_one_line_and_a_traceback_file(tmp_path, monkeypatch, capsys):
+    """Exit 1 means "a job failed" to CI: a crash of the harness itself must never look like one."""
+    import tempfile
+    from kharness import cli
+
+    def boom(args):
+        raise RuntimeError("something nobody expected\nsecond line")
+
+    monkeypatch.setattr(cli, "_dispatch", boom)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert cli.main(["list"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    (tb,) = tmp_path.glob("kharness-traceback-*.txt")
+    assert line == (f"harness.py: internal error: RuntimeError: something nobody expected (a bug in kharness; "
+                    f"traceback: {tb})")
+    assert "Traceback (most recent call last)" in tb.read_text() and "boom" in tb.read_text()

@@ -41,7 +41,16 @@ class FstestsSuite:
         return is_selector(name)
 
     def plan(self, cfg, only=None, variants=None, repeat=None, duration=None):
-        return plan(cfg, only, variants=variants, repeat=repeat)
+        jobs, skipped = plan(cfg, only, variants=variants, repeat=repeat)
+        if only and jobs:
+            # Named on the command line (repro generic/363, --only): without a source that is bad
+            # input, refused before anything is created. The config's own fstests.tests without a
+            # source still run as errors naming fstests.source, beside the other jobs.
+            try:
+                resolve_source(fstests_config(cfg))
+            except Unavailable as e:
+                raise UserError(f"{', '.join(only)}: fstests is unavailable: {e}") from None
+        return jobs, skipped
 
     def prepare(self, cfg, run_dir: Path, jobs: list[Job]) -> "Prepared":
         """Resolve the source and build (or find) the fstests image, if any fstests job is planned.

@@ -51,10 +51,27 @@ class History:
     def __init__(self, results_root: Path):
         self.path = Path(results_root) / DB_NAME
         self.created = not self.path.exists()
-        # Two runs may finish at once (shards on one box): SQLite's own locking, waited on.
-        self.db = sqlite3.connect(self.path, timeout=60)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.executescript(_SCHEMA)
+        if not self.created and not self.path.is_file():
+            raise self._unusable("not a regular file")
+        try:
+            # Two runs may finish at once (shards on one box): SQLite's own locking, waited on.
+            self.db = sqlite3.connect(self.path, timeout=60)
+        except sqlite3.Error as e:
+            raise self._unusable(str(e)) from None
+        try:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.executescript(_SCHEMA)
+            # The columns this code reads and writes (a table of the same name from elsewhere is not history).
+            self.db.execute("SELECT name, config, started, kind, kernel_release, head_commit, series, seconds, jobs, "
+                            "failed, interrupted FROM runs LIMIT 0")
+            self.db.execute("SELECT run, key, iteration, status, message, duration FROM results LIMIT 0")
+        except sqlite3.Error as e:
+            self.db.close()
+            raise self._unusable(str(e)) from None
+
+    def _unusable(self, why: str) -> UserError:
+        return UserError(f"{self.path}: not a kharness history database ({why}); move it aside and the next "
+                         f"run or `report` starts a new one from the run directories")
 
     def close(self) -> None:
         self.db.close()
