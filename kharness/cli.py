@@ -190,9 +190,12 @@ def _dispatch(args) -> int:
 def cmd_report(args) -> int:
     from . import results
     from .report import merge, record
+    from .report.history import DB_NAME, History
     if args.merge:
         if not args.output:
             raise UserError("report --merge: give the merged run directory with -o, e.g. -o results/merged")
+        if (Path(args.output).parent / DB_NAME).exists():
+            History(Path(args.output).parent).close()     # the history the merged run goes into
         out = merge.merge([Path(d) for d in args.runs], Path(args.output))
         if (out / "baseline").is_dir():
             results.render_reports(out / "baseline")
@@ -201,8 +204,10 @@ def cmd_report(args) -> int:
         if args.output:
             raise UserError("report: -o is for --merge; a run's reports are written into its own directory")
         dirs = [Path(d) for d in args.runs]
-        for d in dirs:
-            record.load(d)          # every directory checked before any is rewritten
+        recs = [record.load(d) for d in dirs]      # every directory checked before any is rewritten
+        for rec in recs:
+            if rec.kind != "baseline" and (rec.dir.parent / DB_NAME).exists():
+                History(rec.dir.parent).close()     # and the history each one is recorded in
     worst = 0
     for d in dirs:
         v = results.render_reports(d)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 console = Console(stderr=True, highlight=False)
@@ -25,7 +26,8 @@ def info(msg: str) -> None:
 
 
 def warn(msg: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {msg}")
+    """One line whatever its length (a log reader greps for it), the message taken literally."""
+    console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True)
 
 
 class Progress:

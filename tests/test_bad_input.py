@@ -17,6 +17,7 @@ Cases tested elsewhere, with a real kernel tree or at the API level:
     a series file naming a missing patch, an empty series      tests/test_kernel_unit.py
     YAML tags (!!python/...), unsafe names, unsplittable options   tests/test_security.py
 """
+import json
 import os
 import subprocess
 
@@ -362,3 +363,168 @@ def test_an_unexpected_exception_is_exit_2_one_line_and_a_traceback_file(tmp_pat
     assert line == (f"harness.py: internal error: RuntimeError: something nobody expected (a bug in kharness; "
                     f"traceback: {tb})")
     assert "Traceback (most recent call last)" in tb.read_text() and "boom" in tb.read_text()
+
+
+# ------------------------------------------------------------------ records: report and report --merge
+
+RUN = REPO / "tests" / "data" / "runs" / "20261126T121654Z-default"
+
+
+def _job0(**changes):
+    def change(s):
+        s["jobs"][0].update(changes)
+    return change
+
+
+RECORDS = [
+    # (id, summary.json text or a change to the recorded run's, the reason in the line)
+    ("list", "[]", "a JSON list, not an object"),
+    ("null", "null", "a JSON NoneType, not an object"),
+    ("empty-job", lambda s: s.update(jobs=[{}]), "jobs[0].job is missing"),
+    ("jobs-not-a-list", lambda s: s.update(jobs=3), "jobs is 3, not a list"),
+    ("properties-a-list", lambda s: s.update(properties=[]), "properties is a list, not an object"),
+    ("unknown-status", _job0(status="bogus"),
+     "jobs[0].status 'bogus' is not a verdict (pass, fail, hang, crash, warn, error, skip)"),
+    ("dir-outside", _job0(dir="../../x"), "jobs[0].dir '../../x' is not a path inside the run directory"),
+    ("console-file-absolute", _job0(console_file="/etc/passwd"),
+     "jobs[0].console_file '/etc/passwd' is not a path inside the run directory"),
+    ("seconds-a-string", lambda s: s.update(seconds="x"), "seconds is 'x', not a number"),
+    ("boot-seconds-a-string", lambda s: s.update(boot_seconds="abc"), "boot_seconds is 'abc', not a list"),
+    ("finding-line-a-string", lambda s: s.update(findings_outside_jobs=[{"kind": "hang", "title": "t", "line": "x"}]),
+     "findings_outside_jobs[0].line is 'x', not a whole number"),
+    ("unknown-kind", lambda s: s.update(kind="weekly"),
+     "kind 'weekly' is not a kind of run (run, nightly, shard, merged, baseline, repro)"),
+    ("shard-not-i-of-n", lambda s: s.update(kind="shard", shard="x"), "shard 'x' is not I/N"),
+    ("run-name-a-path", lambda s: s.update(run="../../x"), "run '../../x' is not the name of a run directory"),
+]
+
+
+@pytest.mark.parametrize("case, change, why", RECORDS, ids=[c[0] for c in RECORDS])
+def test_a_broken_record_is_one_line_and_nothing_rewritten(tmp_path, case, change, why):
+    import shutil
+    d = tmp_path / RUN.name
+    shutil.copytree(RUN, d)
+    if isinstance(change, str):
+        (d / "summary.json").write_text(change)
+    else:
+        s = json.loads((d / "summary.json").read_text())
+        change(s)
+        (d / "summary.json").write_text(json.dumps(s))
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    out = harness("report", str(d), timeout=60)
+    assert out.returncode == 2 and out.stdout == "", out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"harness.py: error: {d}/summary.json: unreadable run record ({why})"), line
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before     # nothing written or rewritten
+
+
+@pytest.mark.parametrize("what", ["summary.json", "kernel.json"])
+def test_a_record_that_is_a_fifo_is_refused_at_once(tmp_path, what):
+    import shutil
+    d = tmp_path / RUN.name
+    shutil.copytree(RUN, d)
+    (d / what).unlink()
+    os.mkfifo(d / what)
+    out = harness("report", str(d), timeout=30)
+    assert out.returncode == 2
+    kind = {"summary.json": "run record", "kernel.json": "kernel record"}[what]
+    assert out.stderr.strip() == f"harness.py: error: {d}/{what}: {kind} is a FIFO, not a regular file; give the file itself"
+
+
+def test_a_kernel_record_of_the_wrong_shape_is_one_line(tmp_path):
+    import shutil
+    d = tmp_path / RUN.name
+    shutil.copytree(RUN, d)
+    (d / "kernel.json").write_text(json.dumps({"series": [{"name": 3, "patches": []}]}))
+    out = harness("report", str(d), timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"harness.py: error: {d}/kernel.json: unreadable kernel record (series[0].name is 3, "
+                                  f"not a string); the run may have been cut short or edited")
+
+
+@pytest.mark.parametrize("field, value", [("dir", "../../escaped"), ("console_file", "../../../escaped.log"),
+                                          ("run", "../../escaped")])
+def test_a_crafted_shard_record_never_makes_merge_write_outside_o(tmp_path, field, value):
+    """report --merge copies job directories and console logs named by the records: a record
+    naming a path outside its run directory is refused before -o is created."""
+    import shutil
+    shard = tmp_path / "results" / "20261126T000000Z-default-shard1of1"
+    shutil.copytree(RUN, shard)
+    s = json.loads((shard / "summary.json").read_text())
+    s.update(kind="shard", shard="1/1", plan=[j["job"] for j in s["jobs"]])
+    if field == "run":
+        s["run"] = value
+    else:
+        s["jobs"][0][field] = value
+    (shard / "summary.json").write_text(json.dumps(s))
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    out = harness("report", "--merge", str(shard), "-o", str(tmp_path / "results" / "merged"), timeout=60)
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"harness.py: error: {shard}/summary.json: unreadable run record ("), line
+    assert "is not a path inside the run directory" in line or "is not the name of a run directory" in line, line
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "results" / "merged").exists()
+
+
+def test_a_corrupt_history_is_one_line_for_report(tmp_path):
+    import shutil
+    d = tmp_path / RUN.name
+    shutil.copytree(RUN, d)
+    (tmp_path / "history.sqlite").write_text("not a database " * 100)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    out = harness("report", str(d), timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"harness.py: error: {tmp_path}/history.sqlite: not a kharness history database "
+                                  f"(file is not a database); move it aside and the next run or `report` starts a "
+                                  f"new one from the run directories")
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+# ------------------------------------------------------------------ console logs
+
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero", "dir"])
+def test_console_of_a_special_file_is_one_line_at_once(tmp_path, what):
+    path = {"fifo": tmp_path / "fifo", "/dev/zero": "/dev/zero", "dir": tmp_path}[what]
+    if what == "fifo":
+        os.mkfifo(path)
+    out = harness("console", str(path), timeout=30)
+    assert out.returncode == 2
+    kind = {"fifo": "a FIFO", "/dev/zero": "a character device"}.get(what)
+    want = (f"{path}: is a directory, expected a console log file" if what == "dir" else
+            f"{path}: is {kind}, expected a console log file; save the log to a file first")
+    assert out.stderr.strip() == f"harness.py: error: {want}"
+
+
+def test_an_endless_console_line_costs_bounded_memory_and_hides_nothing(tmp_path):
+    """8 MiB without a newline (a console flood, random bytes, NULs), then a real hung-task report:
+    the analyzer is fed lines cut at MAX_LINE, and the report after the long line is still found."""
+    from kharness import console_cli
+    fed = []
+
+    class Recording(console_cli.ConsoleAnalyzer):
+        def feed(self, text):
+            fed.append(max((len(x) for x in text.split("\n")), default=0))
+            return super().feed(text)
+
+    hung = (REPO / "tests" / "data" / "console" / "hung-task.log").read_bytes()
+    log = tmp_path / "flood.log"
+    with open(log, "wb") as f:
+        f.write(b"[    1.000000] start\n")
+        f.write(os.urandom(1 << 20).replace(b"\n", b"x") + b"\0" * (7 << 20) + b"\n")
+        f.write(hung)
+    original = console_cli.ConsoleAnalyzer
+    console_cli.ConsoleAnalyzer = Recording
+    try:
+        findings = console_cli.analyze_file(str(log))
+    finally:
+        console_cli.ConsoleAnalyzer = original
+    assert max(fed) <= console_cli.MAX_LINE
+    assert any(f.kind == "hang" and f.title.startswith("INFO: task hung in ") for f in findings), findings
+    assert all(f.line > 2 for f in findings)     # line numbers count the cut line once
+
+
+def test_line_cap_cuts_across_chunks():
+    from kharness.console_cli import LineCap
+    cap = LineCap(limit=4)
+    assert cap("ab") + cap("cdef\ngh") + cap("ijkl\n") == "abcd\nghij\n"

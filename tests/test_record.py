@@ -153,7 +153,7 @@ def test_a_newer_record_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.parametrize("changes, why", [
     ({"warn_is_failure": "no"}, "warn_is_failure is 'no', not true or false"),
-    ({"jobs": [{"job": "ext4.zero-range-basic"}]}, "KeyError: 'variant'"),
+    ({"jobs": [{"job": "ext4.zero-range-basic"}]}, "jobs[0].variant is missing"),
     ({"format": "1"}, "format '1' is not a record format number"),
 ])
 def test_a_broken_record_is_one_line_exit_2(tmp_path, changes, why):

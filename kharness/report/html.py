@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from .. import files
+from ..errors import UserError
 from .history import History
 
 if TYPE_CHECKING:
@@ -32,8 +34,8 @@ def console_excerpt(run_dir: Path, job_dir: str, console_file: str, line: int) -
     out: list[tuple[int, str]] = []
     window = run_dir / job_dir / "console.txt"
     try:
-        with open(window, encoding="utf-8", errors="replace") as f:
-            for raw in f:
+        with files.open_text(window, "console window") as f:
+            for raw in files.bounded_lines(f):
                 num, _, text = raw.lstrip().partition("  ")
                 if not num.isdigit():
                     continue
@@ -42,27 +44,27 @@ def console_excerpt(run_dir: Path, job_dir: str, console_file: str, line: int) -
                     break
                 if n >= lo:
                     out.append((n, text.rstrip("\n")))
-    except OSError:
+    except (OSError, UserError):        # missing, or not a regular file: no excerpt
         pass
     if out:
         return out
     try:
-        with open(run_dir / console_file, encoding="utf-8", errors="replace") as f:
-            for n, text in enumerate(itertools.islice(f, max(lo - 1, 0), hi), start=max(lo, 1)):
+        with files.open_text(run_dir / console_file, "console log") as f:
+            for n, text in enumerate(itertools.islice(files.bounded_lines(f), max(lo - 1, 0), hi), start=max(lo, 1)):
                 out.append((n, text.rstrip("\n")))
-    except OSError:
+    except (OSError, UserError):
         pass
     return out
 
 
 def tail(path: Path, lines: int = TAIL_LINES, max_bytes: int = 64 << 10) -> str:
     try:
-        with open(path, "rb") as f:
+        with files.open_regular(path, "job output") as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(size - max_bytes, 0))
-            data = f.read().decode("utf-8", errors="replace")
-    except OSError:
+            data = f.read(max_bytes).decode("utf-8", errors="replace")
+    except (OSError, UserError):
         return ""
     return "\n".join(data.splitlines()[-lines:])
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from .. import files
+from ..errors import UserError
 from ..model import Finding
 from .record import JobRecord, RunRecord
 
@@ -27,9 +29,9 @@ FAILURES = ("fail", "hang", "crash", "warn")
 
 def _read(path: Path, limit: int = MAX_OUTPUT) -> str:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with files.open_text(path, "job output") as f:
             data = f.read(limit + 1)
-    except OSError:
+    except (OSError, UserError):            # missing, or a FIFO / device: nothing to show
         return ""
     return data if len(data) <= limit else data[:limit] + "\n[... truncated; see the run directory]\n"
 

@@ -17,17 +17,23 @@ baseline's own run directory (RUN/baseline) are read into the record, never writ
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from .. import files
 from ..errors import UserError
-from ..model import Finding, JobResult
+from ..model import VERDICTS, Finding, JobResult
 from .labels import tallies
 
 FORMAT = 1
 SUMMARY = "summary.json"
 VERDICT = "verdict.json"
 OK = ("pass", "skip")
+KINDS = ("run", "nightly", "shard", "merged", "baseline", "repro")
+MAX_SUMMARY_BYTES = 256 << 20       # a run's record (every job, every finding's report)
+MAX_VERDICT_BYTES = 64 << 20
+MAX_KERNEL_BYTES = 16 << 20
 
 
 @dataclass
@@ -215,6 +221,126 @@ def is_run(d: Path) -> bool:
     return (Path(d) / SUMMARY).is_file()
 
 
+class RecordError(ValueError):
+    """A record that does not have the shape this code writes (the message names the field)."""
+
+
+# The shape of what this module writes: a type, a tuple of alternatives, [item], or a dict of
+# fields ("key?": optional, "*": any other key). Records are checked against it before use, so a
+# hand-edited or crafted file is one line naming the field, never a crash in a report.
+_NUM = (int, float)
+_FINDING = {"kind": str, "type?": str, "title": str, "line": int, "report?": str, "count?": int}
+_JOB = {"job": str, "variant": str, "test": str, "iteration?": int, "repeat?": (int, None), "dir?": (str, None),
+        "status": str, "message?": str, "expected?": str, "duration?": (_NUM, None), "exit_status?": (int, None),
+        "findings?": [_FINDING], "console_lines?": (None, [int]), "detail?": str, "console_file?": str,
+        "guest_seconds?": (_NUM, None), "timed_out?": bool, "format?": int}
+_PROPS = {**{f"{k}?": str for k in ("config", "accel", "kernel_release", "base_commit", "head_commit", "series",
+                                     "patches", "kernel_key", "fuzzed_hunks")}, "*": (str, int, float, bool)}
+_RUN = {"format?": int, "run?": str, "kind?": str, "config?": (str, None), "started?": str, "seconds?": _NUM,
+        "interrupted?": bool, "warn_is_failure?": bool, "properties?": _PROPS, "shard?": (str, None),
+        "plan?": [str], "boots?": int, "boot_seconds?": [_NUM], "jobs?": [_JOB],
+        "not_run?": [(str, {"job": str, "variant": str, "name": str, "reason?": str})], "not_run_reason?": str,
+        "not_applicable?": [{"variant": str, "test": str, "reason?": str}], "findings_outside_jobs?": [_FINDING],
+        "merged_from?": [str], "counts?": dict, "repeats?": dict}
+_THREAD = {"message_id": str, "revision": int, "source": str, "apply": str, "fuzz": int, "total": int,
+           "skipped": [{"number": int, "subject": str, "reason": str}]}
+_KERNEL = {"series?": [{"name": str, "patches": [{"subject": str, "message_id?": (str, None)}], "thread?": _THREAD}],
+           "applied?": [{"label": str, "hunks": [{"file": str, "hunk": int, "line": int, "offset": int, "fuzz": int}]}],
+           "*": object}
+
+
+def _show(v) -> str:
+    if isinstance(v, (dict, list)):
+        return "an object" if isinstance(v, dict) else "a list"
+    return repr(v)[:60]
+
+
+def _expected(spec) -> str:
+    if isinstance(spec, (list, dict)):
+        return "a list" if isinstance(spec, list) else "an object"
+    if spec == _NUM:
+        return "a number"
+    if isinstance(spec, tuple):
+        return " or ".join(_expected(s) for s in spec)
+    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false", None: "null",
+            dict: "an object"}.get(spec, "a list" if isinstance(spec, list) else "an object")
+
+
+def _matches(v, spec) -> bool:
+    if spec is None:
+        return v is None
+    if spec is object:
+        return True
+    if isinstance(spec, type):
+        return isinstance(v, spec) and not (isinstance(v, bool) and spec is not bool)
+    if isinstance(spec, tuple):
+        return any(_matches(v, s) for s in spec)
+    return isinstance(v, list if isinstance(spec, list) else dict)
+
+
+def _shape(v, spec, where: str) -> None:
+    """Raise RecordError naming the first field of v that does not fit spec."""
+    if isinstance(spec, tuple):
+        fits = [s for s in spec if _matches(v, s)]
+        if not fits:
+            raise RecordError(f"{where or 'the record'} is {_show(v)}, not {_expected(spec)}")
+        spec = fits[0]
+    elif not _matches(v, spec):
+        raise RecordError(f"{where or 'the record'} is {_show(v)}, not {_expected(spec)}")
+    if isinstance(spec, list):
+        for i, x in enumerate(v):
+            _shape(x, spec[0], f"{where}[{i}]")
+    elif isinstance(spec, dict):
+        for key, sub in spec.items():
+            k = key.rstrip("?")
+            if key == "*":
+                continue
+            if k in v:
+                _shape(v[k], sub, f"{where}.{k}" if where else k)
+            elif not key.endswith("?"):
+                raise RecordError(f"{where + '.' if where else ''}{k} is missing")
+        if "*" in spec:
+            known = {key.rstrip("?") for key in spec}
+            for k, x in v.items():
+                if k not in known:
+                    _shape(x, spec["*"], f"{where}.{k}" if where else k)
+
+
+def _inside(rel: str, where: str) -> str:
+    """A path from a record, which must stay inside the run directory."""
+    p = PurePosixPath(rel)
+    if not rel or p.is_absolute() or ".." in p.parts or "\0" in rel or "\\" in rel:
+        raise RecordError(f"{where} {rel[:100]!r} is not a path inside the run directory")
+    return rel
+
+
+def _check_job(d: dict, where: str) -> None:
+    if d["status"] not in VERDICTS:
+        raise RecordError(f"{where}.status {d['status'][:40]!r} is not a verdict ({', '.join(VERDICTS)})")
+    for k in ("dir", "console_file"):
+        if d.get(k):
+            _inside(d[k], f"{where}.{k}")
+    for k in ("variant", "test"):   # the default job directory is made of them
+        _inside(d[k], f"{where}.{k}")
+    if d.get("console_lines") is not None and len(d["console_lines"]) != 2:
+        raise RecordError(f"{where}.console_lines is not [first, last]")
+
+
+def _check_run(data: dict) -> None:
+    _shape(data, _RUN, "")
+    name = data.get("run")
+    if name is not None and (not name or "/" in name or name in (".", "..") or "\0" in name):
+        raise RecordError(f"run {name[:100]!r} is not the name of a run directory")
+    if data.get("kind", "run") not in KINDS:
+        raise RecordError(f"kind {data['kind'][:40]!r} is not a kind of run ({', '.join(KINDS)})")
+    shard = data.get("shard")
+    if shard is not None and not ((m := re.fullmatch(r"(\d{1,4})/(\d{1,4})", shard))
+                                  and 1 <= int(m.group(1)) <= int(m.group(2))):
+        raise RecordError(f"shard {shard[:40]!r} is not I/N")
+    for i, j in enumerate(data.get("jobs", [])):
+        _check_job(j, f"jobs[{i}]")
+
+
 def finding_from_json(d: dict) -> Finding:
     return Finding(kind=d["kind"], type=d.get("type", ""), title=d["title"], line=d["line"],
                    report=d.get("report", ""), count=d.get("count", 1))
@@ -245,12 +371,13 @@ def _not_run(x) -> NotRun:
     return NotRun(x["job"], x["variant"], x["name"], x.get("reason", ""))
 
 
-def _read_json(path: Path, what: str) -> dict:
+def _read_json(path: Path, what: str, limit: int = MAX_SUMMARY_BYTES) -> dict:
     """A record file as a dict of a format this code reads; one clear line if not."""
+    raw = files.read_bytes(path, what, limit)       # a regular file, bounded (never a FIFO or /dev/zero)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: unreadable {what} ({e}); the run may have been cut short")
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{path}: unreadable {what} ({str(e).splitlines()[0][:200]}); the run may have been cut short")
     if not isinstance(data, dict):
         raise UserError(f"{path}: unreadable {what} (a JSON {type(data).__name__}, not an object)")
     n = data.get("format", 0)
@@ -276,9 +403,13 @@ def read_job(path: Path) -> JobRecord:
     path = Path(path)
     if path.is_dir():
         path = path / VERDICT
-    data = _read_json(path, "job record")
+    data = _read_json(path, "job record", MAX_VERDICT_BYTES)
     try:
+        _shape(data, _JOB, "")
+        _check_job(data, "job")
         return job_record(data)
+    except RecordError as e:
+        raise UserError(f"{path}: unreadable job record ({e}); the run may have been cut short or edited")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{path}: unreadable job record ({type(e).__name__}: {e})")
 
@@ -313,16 +444,28 @@ def read_run(run_dir: Path) -> RunRecord:
                         f"give a directory under results/, e.g. results/latest")
     data = _read_json(path, "run record")
     try:
+        _check_run(data)
         rec = run_from_json(data, run_dir)
+    except RecordError as e:
+        raise UserError(f"{path}: unreadable run record ({e}); the run may have been cut short or edited")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{path}: unreadable run record ({type(e).__name__}: {e})")
-    try:
-        rec.kernel = json.loads((run_dir / "kernel.json").read_text())
-    except (OSError, ValueError):
-        rec.kernel = {}
+    rec.kernel = _read_kernel(run_dir / "kernel.json")
     if is_run(run_dir / "baseline"):
         rec.baseline = read_run(run_dir / "baseline")
     return rec
+
+
+def _read_kernel(path: Path) -> dict:
+    """kernel.json (kharness/kernel.py writes it); {} when there is none (the kernel never built)."""
+    if not path.exists() and not path.is_symlink():
+        return {}
+    data = _read_json(path, "kernel record", MAX_KERNEL_BYTES)
+    try:
+        _shape(data, _KERNEL, "")
+    except RecordError as e:
+        raise UserError(f"{path}: unreadable kernel record ({e}); the run may have been cut short or edited")
+    return data
 
 
 load = read_run     # the name callers used before the record had a writer
