@@ -171,8 +171,9 @@ def _settle(s: Session, guest: Guest, run_id: str, outcome: Outcome, start_line:
         # No hung-task (or other) report explains this hang: it may spin. Ask where its tasks are.
         unexplained = (outcome.timed_out or (outcome.aborted and outcome.aborted.kind == "hang")) and \
             not any(f.kind in ("hang", "crash") for f in s.window_findings())
-        best_effort(collect_evidence, s, guest, evidence_dir())
-        where = _best_effort_value(collect_livelock_evidence, s, guest, evidence_dir()) if unexplained else None
+        where_to = evidence_dir()
+        best_effort(collect_evidence, s, guest, where_to)
+        where = best_effort(collect_livelock_evidence, s, guest, where_to) if unexplained else None
         if where:
             why = outcome.aborted.why if outcome.aborted else timeout_message(timeout)
             outcome.aborted = Trouble("hang", f"{where} ({why})")
@@ -247,7 +248,6 @@ def collect_livelock_evidence(s: Session, guest: Guest, job_dir: Path) -> str | 
         if out and not dumps[-1]:
             problems.append(f"dump {i + 1}: exit {out.exit_status}, {out.lost or out.aborted or out.stderr.strip()[-200:]}")
         with s.stream.cond:
-            s.stream.out.flush()
             offset = s.stream.next_line_offset()
         how_l = _sysrq(s, guest if answers else _NoSsh(), "l")
         cpu_stacks.append(livelock.nmi_stacks(_console_since(s, offset)))
@@ -277,16 +277,6 @@ class _NoSsh:
 
     def alive(self) -> bool:
         return False
-
-
-def _best_effort_value(fn, *args):
-    try:
-        return fn(*args)
-    except OSError as e:
-        if not disk_full_error(e):
-            raise
-        ui.warn(f"results disk full: {fn.__name__} failed ({e.strerror}); the job's evidence files are incomplete")
-        return None
 
 
 def copy_windows(s: Session, w: Watched, dests: dict[Path, tuple[int, int]], max_bytes: int = 2 << 20) -> None:
@@ -323,15 +313,17 @@ def copy_windows(s: Session, w: Watched, dests: dict[Path, tuple[int, int]], max
             f.close()
 
 
-def best_effort(fn, *args) -> None:
-    """Evidence files are worth less than the verdict: a full results disk must not lose the job."""
+def best_effort(fn, *args):
+    """Evidence files are worth less than the verdict: a full results disk must not lose the job.
+    Returns what fn returns, or None when the disk was full."""
     try:
-        fn(*args)
+        return fn(*args)
     except OSError as e:
         if not disk_full_error(e):
             raise
         ui.warn(f"results disk full: {fn.__name__.strip('_').replace('_', ' ')} failed ({e.strerror}); "
                 f"the job's evidence files are incomplete")
+        return None
 
 
 def disk_full_error(e: OSError) -> bool:

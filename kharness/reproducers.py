@@ -25,6 +25,7 @@ NAME = "reproducers"
 class ReproducerSuite:
     name = NAME
     image = None            # the base image: reproducers are uploaded into it per boot
+    config_sections: dict = {}   # `tests:` is the run config's own key
 
     def __init__(self, cat: dict[str, Reproducer] | None = None):
         self._cat = cat

@@ -25,6 +25,7 @@ class Prepared(Protocol):
 
 class Suite(Protocol):
     name: str
+    config_sections: dict        # top-level config key -> (dataclass, check(cfg, path))
 
     def owns(self, name: str) -> bool:
         """Is a name given on the command line (--only, repro) one of this suite's tests?"""
@@ -44,7 +45,7 @@ SUITES: list[Suite] = [fstests.FstestsSuite(), ReproducerSuite()]
 BY_NAME = {s.name: s for s in SUITES}
 
 for _s in SUITES:
-    for _key, (_cls, _check) in getattr(_s, "config_sections", {}).items():
+    for _key, (_cls, _check) in _s.config_sections.items():
         config.register_section(_key, _cls, _check)
 
 

@@ -190,17 +190,27 @@ def reported(c: CaseResult) -> Reported:
     return Reported(c.status, message)
 
 
+def case_outcome(c: CaseResult) -> Outcome:
+    """A test fstests reported on, as the job's Outcome (exit status by fstests' convention)."""
+    return Outcome(EXIT_CODES[c.status], c.seconds or 0.0, stdout=c.message)
+
+
+def stopped_outcome(aborted: Trouble | None, seconds: float, *, timed_out: bool = False,
+                    lost: str | None = None) -> Outcome:
+    """A test the harness stopped, as the job's Outcome (no exit status)."""
+    return Outcome(None, seconds, timed_out=timed_out, aborted=aborted, lost=lost)
+
+
 def judge_reported(c: CaseResult, findings: list[Finding], warn_is_failure: bool = True) -> Verdict:
     """A test fstests reported on: its status, overruled by its window's crash/hang/warn findings."""
-    oc = Outcome(EXIT_CODES[c.status], c.seconds or 0.0, stdout=c.message)
-    return judge(oc, findings, reported=reported(c), warn_is_failure=warn_is_failure)
+    return judge(case_outcome(c), findings, reported=reported(c), warn_is_failure=warn_is_failure)
 
 
 def judge_stopped(findings: list[Finding], aborted: Trouble | None, seconds: float, *, timed_out: bool = False,
                   lost: str | None = None, watchdog: float | None = None, warn_is_failure: bool = True) -> Verdict:
     """The test the harness stopped: a hang or crash finding, QEMU's death, the watchdog, lost ssh."""
-    oc = Outcome(None, seconds, timed_out=timed_out, aborted=aborted, lost=lost)
-    return judge(oc, findings, warn_is_failure=warn_is_failure, timeout=watchdog)
+    return judge(stopped_outcome(aborted, seconds, timed_out=timed_out, lost=lost), findings,
+                 warn_is_failure=warn_is_failure, timeout=watchdog)
 
 
 def failure_detail(case: CaseResult | None, verdict: Verdict, golden: str | None = None,

@@ -27,7 +27,7 @@ from ..session import Session
 from .config import FstestsConfig, check_config, fstests_config, is_selector, is_test_name, render_local_config, \
     section_name
 from .output import CaseResult, check_output_of, failure_detail, findings_in, format_check_time, \
-    EXIT_CODES, judge_reported, judge_stopped, parse_check_output, parse_check_time, parse_xunit, test_starts, watchdog_for, windows
+    case_outcome, judge_reported, judge_stopped, stopped_outcome, parse_check_output, parse_check_time, parse_xunit, test_starts, watchdog_for, windows
 from .plan import plan
 from .pull import ConsoleTail, copy_test_files, golden_and_bad, load_history, pull_results, save_history
 from .source import GUEST_FSTESTS, SourceTree, Unavailable, _last_line, build_image, image_meta, resolve_source
@@ -217,8 +217,7 @@ class Prepared:
         v = judge_reported(c, findings_in(w.findings, win), self.cfg.warn_is_failure)
         golden, bad = golden_and_bad(self.src.path, out_dir, c.name)
         detail = failure_detail(c, v, golden, bad, check_output_of(stdout_text, c.name, names))
-        oc = Outcome(EXIT_CODES[c.status], c.seconds or 0.0, stdout=c.message)
-        return self._result(j, v, oc, detail, c.seconds, win)
+        return self._result(j, v, case_outcome(c), detail, c.seconds, win)
 
     def _judge_stopped(self, j: Job, run: "CheckRun", w: Watched, win, out_dir: Path) -> JobResult:
         """The test the harness stopped (hang or crash finding, QEMU's death, the watchdog)."""
@@ -232,8 +231,8 @@ class Prepared:
         fs = findings_in(w.findings, win) if win else w.findings
         v = judge_stopped(fs, why, secs, timed_out=o.timed_out, lost=lost, watchdog=run.watchdog,
                           warn_is_failure=self.cfg.warn_is_failure)
-        oc = Outcome(None, secs, timed_out=o.timed_out, aborted=why, lost=lost)
         copy_test_files(out_dir, name, self._job_dir(j))
+        oc = stopped_outcome(why, secs, timed_out=o.timed_out, lost=lost)
         return self._result(j, v, oc, failure_detail(None, v), None, win or w.window)
 
     def _update_history(self, v, history: dict[str, float], cases: dict[str, CaseResult], out_dir: Path) -> None:
