@@ -14,7 +14,9 @@ cache without running git or make at all.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import mailbox
 import os
 import re
 import shutil
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from . import cache, debsrc, files, patchapply, proc, ui
 from .config import REPO, KernelConfig, repo_path
-from .series import Series, read_series
+from .series import Series, first_patches, read_series
 from .errors import InfraError, UserError
 
 BUILD_VERSION = "1"        # bump when the build recipe changes in a way the key cannot see
@@ -261,12 +263,24 @@ def _apply_series(repo: Path, base: str, series: list[Series], log: Path) -> tup
 
     applied: list[patchapply.Applied] = []
     for s in series:
-        if s.thread is None:
+        if s.thread is None and s.take is None:
             for inp in s.inputs:
                 res = git_am(inp)
                 if res.returncode != 0:
                     reset()
                     raise UserError(_am_failure(res.stdout + res.stderr, s, inp))
+            continue
+        if s.thread is None:        # the first `take` messages of one mbox (a bisection step)
+            with tempfile.TemporaryDirectory(prefix="kharness-am.") as td:
+                part = Path(td) / s.inputs[0].name
+                box = mailbox.mbox(str(part))
+                for msg in itertools.islice(mailbox.mbox(str(s.inputs[0])), s.take):
+                    box.add(msg)
+                box.close()
+                res = git_am(part)
+                if res.returncode != 0:
+                    reset()
+                    raise UserError(_am_failure(res.stdout + res.stderr, s, s.inputs[0]))
             continue
         with tempfile.TemporaryDirectory(prefix="kharness-am.") as td:
             for tp in s.thread.patches:
@@ -365,10 +379,14 @@ def preflight(k: KernelConfig, series_override: list[str] | None = None) -> None
         resolve_source(k, remember=False)
 
 
-def build_kernel(k: KernelConfig, log_dir: Path, series_override: list[str] | None = None) -> tuple[KernelArtifact, bool]:
-    """Build (or find in the cache) the kernel the config describes; returns (artifact, cache_hit)."""
+def build_kernel(k: KernelConfig, log_dir: Path, series_override: list | None = None,
+                 take: int | None = None) -> tuple[KernelArtifact, bool]:
+    """Build (or find in the cache) the kernel the config describes; returns (artifact, cache_hit).
+    take: only the first `take` patches of the series, in order (a bisection's candidate)."""
     names = series_override if series_override is not None else k.series
     series = [read_series(n) for n in names]
+    if take is not None:
+        series = first_patches(series, take)
     fragments = {f: read_fragment(f) for f in k.fragments}
     _base_config_text(k)
     compiler = _compiler_version(k.cc)

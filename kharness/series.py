@@ -12,7 +12,7 @@ import email.policy
 import mailbox
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import cache, files, thread
@@ -32,6 +32,7 @@ class Patch:
     subject: str
     message_id: str | None
     sha256: str
+    author: str = ""    # From: of the patch mail
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Series:
     thread: thread.Thread | None = None     # taken from a mailing-list thread: its mails are the input
     apply: str = "strict"        # strict | fuzzy (threads only)
     fuzz: int = 0
+    take: int | None = None      # only the first `take` messages of an mbox input (bisection)
 
     def describe(self) -> dict:
         """What kernel.json records of the series (the report shows all of it)."""
@@ -61,6 +63,10 @@ def series_label(entry: str | ThreadSeries) -> str:
 def _subject(msg) -> str:
     subj = " ".join(str(msg.get("Subject", "")).split())
     return re.sub(r"^(\[[^]]*\]\s*)+", "", subj) or "(no subject)"
+
+
+def _author(msg) -> str:
+    return " ".join(str(msg.get("From", "")).split())
 
 
 def _message_id(msg) -> str | None:
@@ -94,8 +100,9 @@ def read_thread(t: ThreadSeries) -> Series:
         _threads[key] = thread.fetch(t.thread, t.revision, src, [(s.patches, s.reason) for s in t.skip],
                                      f"series {t.name!r}")
     th = _threads[key]
+    header = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes
     patches = tuple(Patch(t.name, f"<{th.message_id}> {p.number}/{p.total}", p.subject, p.message_id,
-                          cache.digest(p.mail)) for p in th.patches)
+                          cache.digest(p.mail), _author(header(p.mail))) for p in th.patches)
     return Series(t.name, (), patches, th, t.apply, t.fuzz)
 
 
@@ -132,7 +139,7 @@ def read_series(name: str | ThreadSeries, patches_dir: Path | None = None) -> Se
             if not _DIFF.search(data):
                 raise UserError(f"{rel(p)}: not a patch (no diff in it: no `diff --git` or ---/+++ lines); "
                                 f"make it with git format-patch")
-            patches.append(Patch(name, rel(p), _subject(msg), _message_id(msg), cache.digest(data)))
+            patches.append(Patch(name, rel(p), _subject(msg), _message_id(msg), cache.digest(data), _author(msg)))
         return Series(name, tuple(paths), tuple(patches))
     mboxes = sorted(list(base.glob("*.mbx")) + list(base.glob("*.mbox")))
     if len(mboxes) != 1:
@@ -147,7 +154,27 @@ def read_series(name: str | ThreadSeries, patches_dir: Path | None = None) -> Se
         if not _DIFF.search(body):
             raise UserError(f"{rel(box)}: message {_subject(msg)!r} is not a patch (no diff in it); "
                             f"give the mbox of the patches only (b4 am output)")
-        patches.append(Patch(name, rel(box), _subject(msg), _message_id(msg), cache.digest(body)))
+        patches.append(Patch(name, rel(box), _subject(msg), _message_id(msg), cache.digest(body), _author(msg)))
     if not patches:
         raise UserError(f"{rel(box)}: the mbox holds no messages")
     return Series(name, (box,), tuple(patches))
+
+
+def first_patches(series: list[Series], k: int) -> list[Series]:
+    """The series cut to their first k patches in all, in order (bisection's candidate k);
+    a series left with none is dropped."""
+    out = []
+    for s in series:
+        m = min(k, len(s.patches))
+        k -= m
+        if m == 0:
+            continue
+        if m == len(s.patches):
+            out.append(s)
+        elif s.thread:
+            out.append(replace(s, patches=s.patches[:m], thread=replace(s.thread, patches=s.thread.patches[:m])))
+        elif len(s.inputs) == len(s.patches):           # a series file: one input per patch
+            out.append(replace(s, inputs=s.inputs[:m], patches=s.patches[:m]))
+        else:                                           # one mbox: git am its first m messages
+            out.append(replace(s, patches=s.patches[:m], take=m))
+    return out

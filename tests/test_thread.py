@@ -304,3 +304,38 @@ def test_apply_series_strict_then_fuzzy_then_rejected(posted, tmp_path):
                                         r"\(at line \d+\) does not apply even with fuzz 2; the cached tree was reset"):
         kernel._apply_series(repo, other, [fuzzy], log)
     assert git(repo, "rev-parse", "HEAD").strip() == other and git(repo, "status", "--porcelain", "-uno") == ""
+
+
+def test_first_patches_cuts_across_series_and_applies(posted, tmp_path):
+    """A bisection's candidate k: the first k patches over every series in order, whether a
+    series is a thread, one mbox or a series file; git am applies exactly those."""
+    repo = posted["repo"]
+    (repo / ".kharness-base").write_text("x\n")
+    base = git(repo, "rev-parse", "master").strip()
+    log = tmp_path / "build.log"
+    patches = [m for m in posted["v2_mails"] if "0000-cover" not in m.name]
+    mbox_dir = tmp_path / "patches" / "zero-mbox"
+    mbox_dir.mkdir(parents=True)
+    (mbox_dir / "v2.mbx").write_text("\n".join(m.read_text() for m in patches))
+    file_dir = tmp_path / "patches" / "zero-files"
+    file_dir.mkdir()
+    for m in patches:
+        (file_dir / m.name).write_text(m.read_text())
+    (file_dir / "series").write_text("".join(m.name + "\n" for m in patches))
+    th = series.read_series(ThreadSeries(thread=posted["v2"], name="zero-v2", revision=2, source=str(posted["box"])))
+    box = series.read_series("zero-mbox", tmp_path / "patches")
+    files_ = series.read_series("zero-files", tmp_path / "patches")
+    assert [p.author for p in th.patches + box.patches + files_.patches] == ["kharness <kharness@localhost>"] * 9
+
+    for s in (th, box, files_):
+        cut = series.first_patches([s], 2)
+        assert len(cut) == 1 and [p.subject for p in cut[0].patches] == [p.subject for p in s.patches[:2]]
+        head, _ = kernel._apply_series(repo, base, cut, log)
+        assert git(repo, "rev-list", "--count", f"{base}..{head}").strip() == "2"
+        text = (repo / "zero.c").read_text()
+        assert "line 25 zeroed" in text and "line 50 zeroed" not in text
+
+    cut = series.first_patches([files_, th], 4)          # all of the first series, one of the second
+    assert [len(s.patches) for s in cut] == [3, 1] and cut[0] is files_
+    assert series.first_patches([files_, th], 0) == []
+    assert series.first_patches([files_, th], 6) == [files_, th]
