@@ -52,6 +52,16 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: " + str(e).removeprefix(f"--shard {text}: "))
 
 
+def _confidence(text: str) -> float:
+    try:
+        c = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number like 0.95")
+    if not 0.5 <= c <= 0.9999:
+        raise argparse.ArgumentTypeError(f"{text}: give a value from 0.5 to 0.9999, e.g. 0.95")
+    return c
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse's own convention, minus the usage dump)
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -94,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--repeat", type=_positive, default=None)
     rp.add_argument("--duration", type=_duration, help="run for this long instead of the default iterations (10m)")
     rp.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+
+    bi = with_config(sub.add_parser("bisect", help="which patch of the series makes a job fail (copes with flaky races)"))
+    bi.add_argument("--job", help="VARIANT.TEST to bisect, as `list` and junit.xml name it")
+    bi.add_argument("--signature", help="the failure that counts (part of its title; default: the bad end's first failure)")
+    bi.add_argument("--confidence", type=_confidence, default=0.95, help="per-step confidence (default 0.95)")
+    bi.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="bisect this run's first new failure (its config and job)")
+    bi.add_argument("--resume", metavar="BISECT_DIR", help="continue an interrupted bisection from its bisect.json")
+    bi.add_argument("--accel", choices=["auto", "kvm", "tcg"])
 
     with_config(sub.add_parser("list", help="what the config would run"))
     sh = with_config(sub.add_parser("shell", help="boot the config's VM and open a shell in the guest"))
@@ -165,6 +183,8 @@ def _dispatch(args) -> int:
     if args.command == "report":
         return cmd_report(args)
     from . import suites    # noqa: F401  registers the suites' config sections (fstests:) before loading
+    if args.command == "bisect":
+        return cmd_bisect(args)
     cfg = config.load(args.config)
     if args.command == "build":
         return cmd_build(cfg, args)
@@ -206,7 +226,7 @@ def cmd_report(args) -> int:
         dirs = [Path(d) for d in args.runs]
         recs = [record.load(d) for d in dirs]      # every directory checked before any is rewritten
         for rec in recs:
-            if rec.kind != "baseline" and (rec.dir.parent / DB_NAME).exists():
+            if rec.kind not in record.NO_HISTORY and (rec.dir.parent / DB_NAME).exists():
                 History(rec.dir.parent).close()     # and the history each one is recorded in
     worst = 0
     for d in dirs:
@@ -216,6 +236,25 @@ def cmd_report(args) -> int:
         ui.out((d / "summary.txt").read_text().rstrip("\n"))
         worst = max(worst, 1 if v.rec.failed else 0)
     return worst
+
+
+def cmd_bisect(args) -> int:
+    from . import bisect_run
+    if args.resume:
+        if args.job or args.from_run or args.signature:
+            raise UserError("bisect --resume: the bisection's job and signature are in its bisect.json; "
+                            "give --resume alone (with --accel if needed)")
+        return bisect_run.resume(Path(args.resume), args.accel)
+    config_file, job = args.config, args.job
+    if args.from_run:
+        if args.job:
+            raise UserError("bisect: give --job or --from, not both")
+        config_file, job = bisect_run.job_from_run(Path(args.from_run))
+    elif not job:
+        raise UserError("bisect: which job? give --job VARIANT.TEST (e.g. --job ext4.zero-range-vs-sync-range) "
+                        "or --from results/<run>")
+    cfg = config.load(config_file)
+    return bisect_run.start(cfg, job, args.signature, args.confidence, args.accel)
 
 
 def cmd_build(cfg: config.RunConfig, args) -> int:

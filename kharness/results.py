@@ -131,7 +131,7 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
         findings_outside=[record.finding_from_json(f.to_json()) for f in outside])
     record.write_run_record(rec)
     render_reports(run_dir)
-    if kind == "baseline":
+    if kind in record.NO_HISTORY:
         return
     latest = run_dir.parent / "latest"
     tmp_link = run_dir.parent / f".latest.{os.getpid()}"

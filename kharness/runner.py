@@ -48,7 +48,7 @@ def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
     return k, img
 
 
-def _start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: list[Job], accel: str | None):
+def start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: list[Job], accel: str | None):
     """Each suite prepares what its jobs need; the session boots the image one of them built
     (fstests: the base image with fstests in it, a superset), else the base image."""
     prepared = []
@@ -86,7 +86,7 @@ def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], ski
     try:
         kernel_art, hit = kernel.build_kernel(cfg.kernel, base_dir, series_override=series)
         ui.info(f"{'cache hit' if hit else 'built'}: {kernel_art.release} ({kernel_art.dir})")
-        session, prepared = _start_session(cfg, base_dir, kernel_art, image_art, jobs, accel)
+        session, prepared = start_session(cfg, base_dir, kernel_art, image_art, jobs, accel)
         _execute_all(session, prepared, job_results)
     except KeyboardInterrupt:
         interrupted = True
@@ -126,7 +126,7 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
     try:
         kernel_art, image_art = _prepare_artifacts(cfg, run_dir)
         ui.stage(f"{len(jobs)} job(s)")
-        session, prepared = _start_session(cfg, run_dir, kernel_art, image_art, jobs, accel)
+        session, prepared = start_session(cfg, run_dir, kernel_art, image_art, jobs, accel)
         disk_full = _execute_all(session, prepared, job_results)
         session.close()
         if cfg.baseline and jobs and not disk_full:

@@ -393,7 +393,7 @@ RECORDS = [
     ("finding-line-a-string", lambda s: s.update(findings_outside_jobs=[{"kind": "hang", "title": "t", "line": "x"}]),
      "findings_outside_jobs[0].line is 'x', not a whole number"),
     ("unknown-kind", lambda s: s.update(kind="weekly"),
-     "kind 'weekly' is not a kind of run (run, nightly, shard, merged, baseline, repro)"),
+     "kind 'weekly' is not a kind of run (run, nightly, shard, merged, baseline, repro, bisect-step)"),
     ("shard-not-i-of-n", lambda s: s.update(kind="shard", shard="x"), "shard 'x' is not I/N"),
     ("run-name-a-path", lambda s: s.update(run="../../x"), "run '../../x' is not the name of a run directory"),
 ]

@@ -30,6 +30,8 @@ NEVER = {
     "kharness.report": ("kharness.runner", "kharness.suites", "kharness.lifecycle", "kharness.session",
                         "kharness.fstests", "kharness.reproducers", "kharness.guest", "kharness.vm"),
     "kharness.results": ("kharness.runner", "kharness.suites", "kharness.fstests", "kharness.reproducers"),
+    "kharness.bisect": "kharness.*",                        # the decision rule is pure
+    "kharness.runner": ("kharness.bisect_run",),
 }
 
 

@@ -30,7 +30,8 @@ FORMAT = 1
 SUMMARY = "summary.json"
 VERDICT = "verdict.json"
 OK = ("pass", "skip")
-KINDS = ("run", "nightly", "shard", "merged", "baseline", "repro")
+KINDS = ("run", "nightly", "shard", "merged", "baseline", "repro", "bisect-step")
+NO_HISTORY = ("baseline", "bisect-step")   # part of another run: that run is the one history keeps
 MAX_SUMMARY_BYTES = 256 << 20       # a run's record (every job, every finding's report)
 MAX_VERDICT_BYTES = 64 << 20
 MAX_KERNEL_BYTES = 16 << 20
@@ -115,7 +116,7 @@ class RunRecord:
     not_run_reason: str
     not_applicable: list[NotApplicable]
     findings_outside: list[Finding]
-    kind: str = "run"           # run | nightly | shard | merged | baseline | repro
+    kind: str = "run"           # one of KINDS
     shard: str | None = None    # "2/4"
     plan: list[str] = field(default_factory=list)   # every job id of the unsharded plan
     kernel: dict = field(default_factory=dict)      # kernel.json (read only)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import html, junit, text
 from .history import History
-from .record import read_run
+from .record import NO_HISTORY, read_run
 from .runview import RunView, job_labels, view
 
 
@@ -22,7 +22,7 @@ def render_run(run_dir: Path) -> RunView:
     the one in history."""
     rec = read_run(run_dir)
     root = rec.dir.parent
-    hist = History(root) if rec.kind != "baseline" else None
+    hist = History(root) if rec.kind not in NO_HISTORY else None
     try:
         if hist:
             if hist.created:        # first render here: earlier run directories become history
