@@ -370,7 +370,8 @@ class ConsoleAnalyzer:
     def _stall_goes_on(rep: _Report) -> bool:
         """A stall or lockup report whose stacks so far name nothing (the RCU grace-period
         kthread's, the reporting interrupt's) goes on to the next stack, the stalled CPU's."""
-        if not rep.row.stall or stall_frame(rep.frames, rep.row.skip, rep.type == "RCU_STALL") is not None:
+        if not rep.row.stall or stall_frame(rep.frames, rep.row.skip, rep.type == "RCU_STALL",
+                                              rep.ctx is None) is not None:
             return False
         if rep.grace is None:
             rep.grace = _STALL_GRACE_LINES
@@ -481,7 +482,7 @@ class ConsoleAnalyzer:
             del self._active[rep.ctx]
         if (rep.row.generic and not rep.evidence) or (rep.row.confirm and rep.row.confirm not in rep.info):
             return      # a bare "BUG: ..." line without CPU or stack lines is no kernel report
-        t = report_title(rep.row, rep.info, rep.frames, rep.sections)
+        t = report_title(rep.row, rep.info, rep.frames, rep.sections, guess=rep.ctx is None)
         key = (rep.type, t.title)
         f = self._by_key.get(key)
         mine = None

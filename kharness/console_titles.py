@@ -206,14 +206,15 @@ def canonical(name: str) -> str:
     return name
 
 
-def report_title(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> Title:
+def report_title(row: Row, info: dict, frames: list[Frame], sections: list[str], guess: bool = False) -> Title:
     """The title of a report of format row: header and body values info, frames in stack
-    order, sections the label of every stack section (frames' stack indexes into it)."""
+    order, sections the label of every stack section (frames' stack indexes into it).
+    guess: a stack printed wholly unreliable ("? f") is read as it is (see _guilty)."""
     values = dict(info)
     corrupted = False
     raw = None
     if "{frame}" in row.title:
-        raw, corrupted = _guilty(row, info, frames, sections)
+        raw, corrupted = _guilty(row, info, frames, sections, guess)
     if row.need_stack and not frames:
         corrupted = True          # a report of this type always prints a stack
     frame = canonical(raw) if raw else "corrupted"
@@ -292,10 +293,10 @@ def _part(part: str, info: dict, frames: list[Frame], sections: list[str]) -> li
     raise ValueError(part)
 
 
-def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> tuple[str | None, bool]:
+def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str], guess: bool) -> tuple[str | None, bool]:
     """(the guilty frame's name or None, corrupted)."""
     if row.stall:
-        f = stall_frame(frames, row.skip, switched_out=row.type == "RCU_STALL")
+        f = stall_frame(frames, row.skip, switched_out=row.type == "RCU_STALL", guess=guess)
         return (f, False) if f else (None, True)
     seen = []
     for part in row.parts:
@@ -306,20 +307,26 @@ def _guilty(row: Row, info: dict, frames: list[Frame], sections: list[str]) -> t
         f = _pick(cands, row.skip)
         if f is not None:
             return f.name, False
-    # CONFIG_UNWINDER_GUESS prints every frame as unreliable ("? f+0x.."); syzbot calls
-    # such a stack corrupted, but on this project's kernels it is the norm: read it as it is.
-    if seen and not any(f.reliable for f in seen if not f.rip and f.stack >= 0 or f.stack < 0):
+    # Unreliable frames ("? f+0x..") are stale stack contents: syzbot never reads them, and a
+    # stack of nothing else is corrupted.  With printk caller context (CONFIG_PRINTK_CALLER,
+    # set with the ORC unwinder in syzbot's configs and this project's) that is the rule here
+    # too.  Without it (guess=True) a wholly unreliable stack is read as it is, flagged
+    # corrupted: CONFIG_UNWINDER_GUESS prints every frame so, and "in corrupted" would merge
+    # every report of such a kernel into one title.
+    if guess and seen and not any(f.reliable for f in seen if not f.rip and f.stack >= 0 or f.stack < 0):
         f = _pick([f._replace(reliable=True) for f in seen], row.skip)
         if f is not None:
             return f.name, True
     return None, True
 
 
-def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: bool = True) -> str | None:
+def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: bool = True,
+                guess: bool = False) -> str | None:
     """A stalled CPU's entry point: the syscall (or, for read/write/ioctl-like ones, what it
-    called), or what a work item, timer, kthread or packet handler ran; None without one."""
+    called), or what a work item, timer, kthread or packet handler ran; None without one.
+    guess: without a reliable frame, the unreliable ones are read (see _guilty)."""
     seq = [f for f in frames if f.reliable]
-    if not seq:
+    if not seq and guess:
         seq = [f._replace(reliable=True) for f in frames]
     # A stack that starts in the scheduler (not preempted by an interrupt) is a task that was
     # switched out, not the looping CPU: leave it out.  Stacks are split at ret_from_fork too
@@ -337,6 +344,29 @@ def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: 
     switched = {g for g, h in heads.items() if switched_out and _is(_SWITCHED_OUT, h[0].name)
                 and not (len(h) > 1 and h[1].name == "preempt_schedule_irq")}
     seq = [f for f, g in zip(seq, segs) if g not in switched]
+    # What the CPU ran when the timer interrupt that found it looping came (from the RIP
+    # after "apic_timer_interrupt" to the end of that stack) names the stall first; the
+    # interrupt's own frames (a timer, a softirq run on its exit) only if that cannot.
+    part = _interrupted(seq)
+    return (_entry(part, row_skip) if part else None) or _entry(seq, row_skip)
+
+
+def _interrupted(seq: list[Frame]) -> list[Frame]:
+    for i, f in enumerate(seq):
+        if "apic_timer_interrupt" in f.name:
+            j = next((k for k in range(i + 1, len(seq)) if seq[k].rip), None)
+            if j is None:
+                return []
+            part = [seq[j]]
+            for g in seq[j + 1:]:
+                if g.rip or g.stack != seq[j].stack:
+                    break
+                part.append(g)
+            return part
+    return []
+
+
+def _entry(seq: list[Frame], row_skip: re.Pattern | None) -> str | None:
     for f in seq:
         if _is(_STALL_SELF, f.name):
             return f.name
@@ -355,14 +385,17 @@ def stall_frame(frames: list[Frame], row_skip: re.Pattern | None, switched_out: 
 
 def _callee(seq: list[Frame], i: int, row_skip: re.Pattern | None) -> str | None:
     """The nearest frame above seq[i] in the same stack that says something (a compat
-    ioctl handler only if nothing above it does)."""
+    ioctl handler only if nothing above it does; so is the helper the CPU loops in, at the RIP)."""
     soft = None
     for j in range(i - 1, -1, -1):
         g = seq[j]
         if g.stack != seq[i].stack or g.irq != seq[i].irq:
             break
-        if _skipped(g, row_skip) or _is(_STALL_SKIP, g.name) or _syscall(g.name) is not None:
+        if _is(_STALL_SKIP, g.name) or _syscall(g.name) is not None:
             pass
+        elif _skipped(g, row_skip):
+            if g.rip and soft is None:
+                soft = g.name      # the CPU loops in a helper: better than a frame further down
         elif not _is(_WRAPPER, g.name):
             return g.name
         elif soft is None and _is(_COMPAT_IOCTL, g.name):

@@ -539,3 +539,45 @@ def test_corrupted_and_alternate_titles():
     fs = [f for f in analyze(read(DATA / "fsfreeze-hung.log")) if f.type == "HANG"][0]
     assert (fs.title, fs.corrupted) == ("INFO: task hung in mnt_want_write", True)
     assert not [f for f in analyze(read(DATA / "hung-task.log")) if f.type == "HANG"][0].corrupted
+
+
+def test_unreliable_frames_with_caller_context_name_nothing():
+    """syzbot's rule: "? f" frames are stale stack contents.  With printk caller context (the
+    ORC-unwinder configs of syzbot and this project) a stack of nothing else is "in corrupted";
+    without it (CONFIG_UNWINDER_GUESS, fsfreeze-hung's plain kernel) it is read as it is."""
+    text = read(DATA / "fsfreeze-hung.log")
+    plain = [f for f in analyze(text) if f.type == "HANG"][0]
+    assert (plain.title, plain.corrupted) == ("INFO: task hung in mnt_want_write", True)
+    with_ctx = re.sub(r"(?m)^(\[\s*\d+\.\d+\])", r"\1[   T45]", text)
+    hang = [f for f in analyze(with_ctx) if f.type == "HANG"][0]
+    assert (hang.title, hang.corrupted, hang.count) == ("INFO: task hung in corrupted", True, plain.count)
+    # one reliable frame is enough to name it
+    one = with_ctx.replace("? mnt_want_write+0x19/0x40", "mnt_want_write+0x19/0x40")
+    assert [f.title for f in analyze(one) if f.type == "HANG"][0] == "INFO: task hung in mnt_want_write"
+
+
+def _stall(irq_frames, rip, task_frames):
+    lines = ["rcu: INFO: rcu_preempt self-detected stall on CPU", "CPU: 0 PID: 42 Comm: t Not tainted 6.12.117 #1",
+             "Call Trace:", " <IRQ>", *(f" {f}+0x1c/0x40" for f in irq_frames), " </IRQ>", " <TASK>",
+             " asm_sysvec_apic_timer_interrupt+0x1a/0x20", f"RIP: 0010:{rip}+0x10/0x20",
+             *(f" {f}+0x1c/0x40" for f in task_frames), " </TASK>"]
+    return "".join(f"[  100.{i:06d}][    C0] {ln}\n" for i, ln in enumerate(lines))
+
+
+def test_stall_named_by_the_interrupted_context():
+    """The timer interrupt that found the CPU looping may itself have run a softirq (a timer
+    callback): the stall is what it interrupted, from the RIP down."""
+    irq = ("rcu_sched_clock_irq", "update_process_times", "tick_nohz_handler", "__hrtimer_run_queues",
+           "hrtimer_interrupt", "__sysvec_apic_timer_interrupt", "igmp_ifc_timer_expire", "call_timer_fn",
+           "__run_timers", "run_timer_softirq", "handle_softirqs", "irq_exit_rcu", "sysvec_apic_timer_interrupt")
+    got = analyze(_stall(irq, "_raw_write_unlock_irq", ("do_exit", "do_group_exit", "__x64_sys_exit_group",
+                                                         "x64_sys_call", "do_syscall_64")))
+    assert got[0].title == "INFO: rcu detected stall in sys_exit_group"
+    # no entry point in the interrupted part (its stack cut short): the interrupt's names it
+    got = analyze(_stall(irq, "spin_on_flag", ("wait_for_flag",)))
+    assert got[0].title == "INFO: rcu detected stall in igmp_ifc_timer_expire"
+    # the CPU loops in a helper the shared lists skip, called by an entry point: the helper
+    got = analyze(_stall(irq[:6] + irq[-1:], "lock_is_held_type", ("rcu_read_lock_held", "nfnetlink_rcv_msg",
+                                                                 "netlink_rcv_skb", "netlink_sendmsg", "__sys_sendmsg",
+                                                                 "do_syscall_64")))
+    assert got[0].title == "INFO: rcu detected stall in lock_is_held_type"
