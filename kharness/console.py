@@ -6,9 +6,10 @@ finding is returned as soon as its report is complete.  Titles are syzbot's
 
 The report formats (one row per report type: header, title template, where the
 guilty frame is read from, how it ends) are console_formats.FORMATS; titles are
-made by console_titles.py from what this module collects while it reads a report:
-its stack frames (with their <IRQ>/<TASK> context and section), RIP lines, and the
-values the row asks for from body lines.
+made by console_titles.py from what a console_report.Report collects while it reads
+its lines: stack frames (with their <IRQ>/<TASK> context and section), RIP lines, and
+the values the row asks for from body lines.  This module routes each line to its
+report and decides where reports start and end.
 
 How a report ends, so that feed() never waits for text that will not come:
   - "---[ end trace" (WARN, BUG, oops, UBSAN) or the closing "=====" line
@@ -20,7 +21,7 @@ How a report ends, so that feed() never waits for text that will not come:
   - a new report starting in the same printk context, a line budget, or
     finish().
 A stall report reads on past stacks that do not name the stall (the RCU grace-period
-kthread's dump) to the stalled CPU's backtrace, for at most _STALL_GRACE_LINES lines.
+kthread's dump) to the stalled CPU's backtrace, for at most console_report.STALL_GRACE_LINES lines.
 Lines that follow a completed report and plainly belong to it (the 7.x
 "is blocked on a mutex likely owned by" blocker dump, lockdep's held-locks
 list, the rest of an RCU stall dump, a panic caused by it) are appended to
@@ -38,54 +39,19 @@ import bisect
 from collections import deque
 
 from .console_formats import (
-    ARM_FRAME_RE, AT_RE, CALLTRACE_RE, CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, FRAME_RE,
-    GLUED_TS_RE, KEYWORD_RE, KEYWORDS, KIND, MARKER_RE, RIP_RE, SECTION_RE, STACK_FOLLOW_RE, STACK_NOISE_RE,
-    STACK_POLICY, TAIL_RE, TRACE_POLICY, TS_RE, Row, clean_func, match_header, split_line,
+    CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, GLUED_TS_RE, KEYWORD_RE, KEYWORDS, KIND,
+    TAIL_RE, TRACE_POLICY, TS_RE, Row, match_header, split_line,
 )
-from .console_titles import Frame, report_title, stall_frame
+from .console_report import CLOSE, STACK_ENDED, Report
+from .console_titles import report_title
 from .model import Finding
 
-_new_frame = tuple.__new__     # Frame(...) without NamedTuple's argument handling, per stack line
 _REFCOUNT_ROW = next(r for r in FORMATS if r.type == "REFCOUNT")
 
-_CLOSE, _STACK_ENDED = 1, 2
 _RECENT_LINES = 20            # lines remembered for looking back from a header
-_STALL_GRACE_LINES = 200      # lines a stall report reads on for the stalled CPU's stack
-_MAX_FOREIGN = 2              # interleaved lines a marker-less stack tolerates
 _MAX_REPORT_LINES = 800        # own lines before a report is closed regardless
 _MAX_IDLE_LINES = 2000         # stream lines without an own line before a report is closed
 _TAIL_IDLE_LINES = 400         # stream lines after which a report's tail is forgotten
-
-
-class _Report:
-    """A report being read: its lines and what its title needs."""
-    __slots__ = ("row", "type", "line", "ctx", "lines", "policy", "frames", "sections", "info", "depth",
-                 "in_stack", "stack_no", "stack_frames", "foreign", "grace", "wait_task", "last_seen", "seen_oops", "want", "stackless",
-                 "multi_cpu", "evidence")
-
-    def __init__(self, row: Row, line: int, ctx: str | None, text: str, info: dict):
-        self.row = row
-        self.type = row.type
-        self.line = line
-        self.ctx = ctx
-        self.lines = [text]
-        self.policy = row.end
-        self.frames: list[Frame] = []
-        self.sections: list[str] = []  # the label of every stack section ("Call Trace:", "Freed by task 1:")
-        self.info = info
-        self.depth: list[str] = []     # open <TASK>/<IRQ>/<NMI> sections
-        self.in_stack = False
-        self.stack_no = -1
-        self.stack_frames = 0
-        self.grace: int | None = None  # lines a stall report waits for a stack that names it
-        self.foreign = 0               # unrelated lines seen inside a stack without <TASK> markers
-        self.wait_task = False         # the outermost <IRQ>/<NMI> closed: only a <TASK> may continue
-        self.last_seen = line
-        self.seen_oops = False
-        self.want: str | None = None   # the info key the next "at: f+0x" (or frame) line fills
-        self.stackless = row.stackless
-        self.multi_cpu = row.type in ("RCU_STALL", "HARDLOCKUP", "SOFTLOCKUP")
-        self.evidence = False
 
 
 class _Tail:
@@ -107,7 +73,7 @@ class ConsoleAnalyzer:
         self.line_count = 0
         self._by_key: dict[tuple[str, str], Finding] = {}
         self._partial = ""
-        self._active: dict[str | None, _Report] = {}
+        self._active: dict[str | None, Report] = {}
         self._tails: dict[str | None, _Tail] = {}
         self._recent: deque[tuple[int, str]] = deque(maxlen=_RECENT_LINES)
         self._ts_seen = False
@@ -211,7 +177,7 @@ class ConsoleAnalyzer:
                 if no - t.last > _TAIL_IDLE_LINES:
                     del self._tails[c]
 
-    def _route(self, ctx: str | None) -> _Report | None:
+    def _route(self, ctx: str | None) -> Report | None:
         """The open report a line of printk context ctx belongs to, if any."""
         if not self._active:
             return None
@@ -235,7 +201,7 @@ class ConsoleAnalyzer:
             return False
         return not any(TS_RE.match(r) for _, r in list(self._recent)[-8:])
 
-    def _header(self, no: int, ctx: str | None, has_ts: bool, s: str, rep: _Report | None) -> bool:
+    def _header(self, no: int, ctx: str | None, has_ts: bool, s: str, rep: Report | None) -> bool:
         """Start a report if s is a report header; True if the line was consumed."""
         found = match_header(s)
         if found is None and "] " in s:
@@ -247,13 +213,13 @@ class ConsoleAnalyzer:
         if found is None or not self._kernel_line(has_ts, ctx):
             return False
         row, info = found
-        if rep is not None and rep.ctx == ctx and _continues(rep, row):
+        if rep is not None and rep.ctx == ctx and rep.continues(row):
             return False
         if row.type == "PANIC" and self._panic_is_consequence(no, ctx, s, info):
             return True
         old = self._active.get(ctx)
         if row.oneline and old is not None:
-            one = _Report(row, no, ctx, s, info)       # printed by another task into this report
+            one = Report(row, no, ctx, s, info)       # printed by another task into this report
             self._close(one, tail=False)
             return True
         if old is not None:
@@ -261,13 +227,13 @@ class ConsoleAnalyzer:
         self._tails.pop(ctx, None)
         new = self._precursor(row, ctx, s) if row.type == "OOPS" else None
         if new is None:
-            new = _Report(row, no, ctx, s, info)
+            new = Report(row, no, ctx, s, info)
         if row.type in ("WARNING", "REFCOUNT", "UBSAN"):
             self._prepend_cut_here(new, ctx)
         self._active[ctx] = new
         return True
 
-    def _precursor(self, row: Row, ctx: str | None, s: str) -> _Report | None:
+    def _precursor(self, row: Row, ctx: str | None, s: str) -> Report | None:
         """ARM and RISC-V print the fault ("Unable to handle kernel paging request at ...",
         "Unhandled fault: ...") a few lines before die()'s "Internal error: ... [#1]": the
         report starts at that earlier line (the oldest such in the recent lines of ctx)."""
@@ -279,7 +245,7 @@ class ConsoleAnalyzer:
             found = match_header(t.strip())
             if found is not None and found[0].precedes_die:
                 prow, pinfo = found
-                rep = _Report(prow, pno, ctx, t.strip(), pinfo)
+                rep = Report(prow, pno, ctx, t.strip(), pinfo)
                 for _, r in recent[i + 1:]:
                     c2, _, t2 = split_line(r)
                     if c2 == ctx:
@@ -289,7 +255,7 @@ class ConsoleAnalyzer:
                 return rep
         return None
 
-    def _prepend_cut_here(self, rep: _Report, ctx: str | None) -> None:
+    def _prepend_cut_here(self, rep: Report, ctx: str | None) -> None:
         """WARN(): take in "[ cut here ]" and the message printed before the WARNING line."""
         recent = list(self._recent)[-6:]
         for i in range(len(recent) - 1, -1, -1):
@@ -324,20 +290,20 @@ class ConsoleAnalyzer:
 
     # -- report bodies ------------------------------------------------------
 
-    def _report_line(self, rep: _Report, no: int, ctx: str | None, text: str, s: str) -> None:
+    def _report_line(self, rep: Report, no: int, ctx: str | None, text: str, s: str) -> None:
         if rep.wait_task:
             rep.wait_task = False
             # the interrupted task's stack follows: "<TASK>", or in older kernels its RIP line
             if s not in ("<TASK>", "<IRQ>", "<NMI>", "<SOFTIRQ>") and not s.startswith("RIP: ") \
-                    and not self._stall_goes_on(rep):
+                    and not rep.stall_goes_on():
                 self._close(rep)
                 self._tail_line(no, ctx, text)
                 return
         rep.last_seen = no
-        status = self._absorb(rep, text, s)
-        if status == _STACK_ENDED and self._stall_goes_on(rep):
-            status = self._absorb(rep, text, s)
-        if status == _STACK_ENDED:
+        status = rep.absorb(text, s)
+        if status == STACK_ENDED and rep.stall_goes_on():
+            status = rep.absorb(text, s)
+        if status == STACK_ENDED:
             self._close(rep)
             self._tail_line(no, ctx, text)
             return
@@ -353,9 +319,9 @@ class ConsoleAnalyzer:
             self._tail_line(no, ctx, text)
             return
         rep.lines.append(text.rstrip())
-        if status == _CLOSE and self._stall_goes_on(rep):
+        if status == CLOSE and rep.stall_goes_on():
             return
-        if status == _CLOSE or len(rep.lines) >= _MAX_REPORT_LINES:
+        if status == CLOSE or len(rep.lines) >= _MAX_REPORT_LINES:
             self._close(rep)
         elif rep.policy == TRACE_POLICY:
             if s.startswith(END_TRACE) or (rep.type == "UBSAN" and EQ_LINE_RE.match(s)):
@@ -366,117 +332,7 @@ class ConsoleAnalyzer:
         elif s.startswith("---[ end Kernel panic"):
             self._close(rep)
 
-    @staticmethod
-    def _stall_goes_on(rep: _Report) -> bool:
-        """A stall or lockup report whose stacks so far name nothing (the RCU grace-period
-        kthread's, the reporting interrupt's) goes on to the next stack, the stalled CPU's."""
-        if not rep.row.stall or stall_frame(rep.frames, rep.row.skip, rep.type == "RCU_STALL",
-                                              rep.ctx is None) is not None:
-            return False
-        if rep.grace is None:
-            rep.grace = _STALL_GRACE_LINES
-        rep.in_stack = False
-        rep.depth = []
-        rep.stack_frames = 0
-        rep.wait_task = False
-        return True
-
-    def _absorb(self, rep: _Report, text: str, s: str) -> int:
-        """Collect what the title needs from one line of a report; follow its stack."""
-        if s[:1] == "<" and s[-1:] == ">":
-            m = MARKER_RE.match(s)
-            if m:
-                mk = m.group(1)
-                if mk.startswith("</") or mk == "<EOI>":
-                    if rep.depth:
-                        rep.depth.pop()
-                    if not rep.depth and rep.in_stack and rep.policy == STACK_POLICY and not rep.stackless:
-                        if mk == "</TASK>":
-                            return _CLOSE
-                        rep.wait_task = True
-                else:
-                    rep.depth.append(mk[1:-1])
-                    rep.in_stack = True
-                return 0
-        if CALLTRACE_RE.match(text):
-            rep.in_stack = True
-            self._section(rep, s)
-            rep.evidence = True
-            return 0
-        fm = FRAME_RE.match(text) if (text[:1] in " \t[" or rep.in_stack) else None
-        if fm:
-            unreliable, name, off, path = fm.groups()
-            if off or path:            # inlined _frame(): this is the per-stack-line path
-                depth = rep.depth
-                if "." in name or name[:2] == "_Z":
-                    name = clean_func(name)
-                rep.frames.append(_new_frame(Frame, (name, unreliable is None, bool(depth) and depth[-1] != "TASK",
-                                                     rep.stack_no, path, False)))
-                rep.stack_frames += 1
-                if rep.want and rep.want not in rep.info:
-                    rep.info[rep.want] = name
-                rep.foreign = 0
-                return 0
-        if text[:2] == "[<":
-            fm = ARM_FRAME_RE.match(text)
-            if fm:
-                # "(callee) from (caller+0x..)": the caller is the next line's callee, but for the last line
-                if not rep.frames or rep.frames[-1].name != clean_func(fm.group(1)):
-                    self._frame(rep, fm.group(1), True, None)
-                self._frame(rep, fm.group(2), True, None)
-                rep.foreign = 0
-                return 0
-        if s.startswith(("RIP: ", "pc : ", "NIP ", "EIP: ", "PC is at ", "epc : ", "IP: ")):
-            m = RIP_RE.match(s)
-            if m and not m.group(1).startswith("0x"):
-                rep.stack_frames = 0     # a kernel context starts: its frames follow the registers
-                rep.frames.append(Frame(clean_func(m.group(1)), True, bool(rep.depth) and rep.depth[-1] != "TASK",
-                                        rep.stack_no, m.group(2), True))
-            return 0
-        if rep.in_stack and not rep.depth and rep.stack_frames and rep.policy == STACK_POLICY \
-                and not rep.stackless and not STACK_NOISE_RE.match(text):
-            # A stack without <TASK> markers ended before this line, unless the line is
-            # another printer's, interleaved (old kernels print no caller context).
-            if rep.ctx is not None or STACK_FOLLOW_RE.match(text) or rep.foreign >= _MAX_FOREIGN:
-                return _STACK_ENDED
-            rep.foreign += 1
-            return 0
-        if s.startswith("CPU: "):
-            rep.evidence = True
-        elif (s[-1:] == ":" or s[:3] == "...") and SECTION_RE.match(text):
-            self._section(rep, s)
-        body = rep.row.body
-        if body:
-            for pat, key in body:
-                if key[0] == "+":
-                    if key[1:] not in rep.info and pat.search(s):
-                        rep.want = key[1:]
-                elif key not in rep.info:
-                    m = pat.match(s)
-                    if m:
-                        rep.info[key] = m.group(key) if key in pat.groupindex else m.group(0)
-            if rep.want and rep.want not in rep.info:
-                m = AT_RE.search(s)
-                if m:
-                    rep.info[rep.want] = clean_func(m.group(1))
-        return 0
-
-    @staticmethod
-    def _section(rep: _Report, label: str) -> None:
-        rep.stack_no += 1
-        rep.stack_frames = 0
-        rep.sections.append(label)
-
-    @staticmethod
-    def _frame(rep: _Report, name: str, reliable: bool, path: str | None) -> None:
-        in_irq = bool(rep.depth) and rep.depth[-1] != "TASK"
-        name = clean_func(name)
-        rep.frames.append(_new_frame(Frame, (name, reliable, in_irq, rep.stack_no, path, False)))
-        rep.stack_frames += 1
-        if rep.want and rep.want not in rep.info:
-            rep.info[rep.want] = name
-
-    def _close(self, rep: _Report, tail: bool = True) -> None:
+    def _close(self, rep: Report, tail: bool = True) -> None:
         """The report is complete: title it, record (or count) the finding, open its tail."""
         if self._active.get(rep.ctx) is rep:
             del self._active[rep.ctx]
@@ -518,18 +374,6 @@ class ConsoleAnalyzer:
         tail.last = no
         if tail.finding is not None:
             tail.finding.report += "\n" + text.rstrip()
-
-
-def _continues(rep: _Report, row: Row) -> bool:
-    """Header-looking lines that are part of the open report: the "Oops:" (or "invalid opcode:",
-    "Internal error:") line that follows "BUG: unable to handle page fault", "kernel BUG at"
-    or ARM's "Unhandled fault:" (see page_fault_oops(), die())."""
-    if row.type == "OOPS" and rep.type in ("PAGE_FAULT", "KERNEL_BUG", "BUG", "OOPS") and not rep.seen_oops \
-            and not (rep.type == "OOPS" and rep.row.title.startswith(("general", "divide", "int3", "stack", "PANIC",
-                                                                       "kernel stack", "Oops", "Internal"))):
-        rep.seen_oops = True
-        return True
-    return False
 
 
 def analyze(text: str) -> list[Finding]:
