@@ -146,8 +146,8 @@ def render_reports(run_dir: Path):
     """junit.xml, report.html, summary.txt from summary.json (how the run judged is in it).
     A rendering bug must not cost the run its record: summary.json is already written; say
     how to re-render."""
-    from .report import render
     try:
+        from .report import render
         return render.render_run(run_dir)
     except Exception as e:
         ui.warn(f"rendering the reports of {run_dir} failed ({type(e).__name__}: {e}); summary.json and "
