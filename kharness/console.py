@@ -31,6 +31,12 @@ With CONFIG_PRINTK_CALLER every line carries its context ("[ T123]" task or
 "[ C1]" CPU); lines of other tasks are then kept out of a report, which is how
 interleaved output from several CPUs is told apart.  Without it, a report
 tolerates foreign lines inside its stack (between <TASK> and </TASK>).
+
+Memory stays bounded whatever the input: a line is read up to _MAX_LINE characters (a
+line without end too), a report and its tail keep _MAX_REPORT_LINES lines each, and the
+findings keep _MAX_REPORT_TEXT characters of report text in all (then their header line).
+Stray bytes before a line (NUL, control characters, undecodable bytes) are dropped
+(console_formats.split_line).
 """
 
 from __future__ import annotations
@@ -49,20 +55,24 @@ from .model import Finding
 _REFCOUNT_ROW = next(r for r in FORMATS if r.type == "REFCOUNT")
 
 _RECENT_LINES = 20            # lines remembered for looking back from a header
-_MAX_REPORT_LINES = 800        # own lines before a report is closed regardless
+_MAX_REPORT_LINES = 800        # own lines before a report is closed regardless (and tail lines kept)
+_MAX_LINE = 4096               # characters of a line read; the rest of a longer line is dropped
+_MAX_REPORT_TEXT = 64 << 20    # characters of report text kept over all findings; then header lines only
+_MAX_OCCURRENCES = 1000        # start lines kept per finding (count goes on)
 _MAX_IDLE_LINES = 2000         # stream lines without an own line before a report is closed
 _TAIL_IDLE_LINES = 400         # stream lines after which a report's tail is forgotten
 
 
 class _Tail:
     """Lines after a completed report that still belong to it go to its finding's report."""
-    __slots__ = ("finding", "ctx", "last", "multi_cpu")
+    __slots__ = ("finding", "ctx", "last", "multi_cpu", "room")
 
     def __init__(self, finding: Finding | None, ctx: str | None, last: int, multi_cpu: bool):
         self.finding = finding
         self.ctx = ctx
         self.last = last
         self.multi_cpu = multi_cpu
+        self.room = _MAX_REPORT_LINES      # lines it may still add to the finding's report
 
 
 class ConsoleAnalyzer:
@@ -80,6 +90,7 @@ class ConsoleAnalyzer:
         self._new: list[Finding] = []
         self._last_finding: Finding | None = None
         self._last_finding_end = 0
+        self._report_text = 0          # characters of report text the findings hold
 
     # -- public -------------------------------------------------------------
 
@@ -88,10 +99,11 @@ class ConsoleAnalyzer:
         self._new = []
         nl = text.rfind("\n")
         if nl < 0:
-            self._partial += text
+            if len(self._partial) < _MAX_LINE:      # a line without end is read as far as _MAX_LINE
+                self._partial += text[:_MAX_LINE - len(self._partial)]
             return []
         block = self._partial + text[:nl + 1] if self._partial else text[:nl + 1]
-        self._partial = text[nl + 1:]
+        self._partial = text[nl + 1:nl + 1 + _MAX_LINE]
         self._scan(block)
         return self._new
 
@@ -131,7 +143,7 @@ class ConsoleAnalyzer:
                         break
             end = block.index("\n", pos)
             self.line_count += 1
-            self._line(block[pos:end])
+            self._line(block[pos:end] if end - pos <= _MAX_LINE else block[pos:pos + _MAX_LINE])
             pos = end + 1
 
     def _skip(self, block: str, a: int, b: int) -> None:
@@ -141,7 +153,8 @@ class ConsoleAnalyzer:
         tail = []
         for _ in range(min(count, self._recent.maxlen)):
             s = block.rfind("\n", a, end)
-            tail.append(block[(s + 1 if s >= 0 else a):end])
+            st = s + 1 if s >= 0 else a
+            tail.append(block[st:end] if end - st <= _MAX_LINE else block[st:st + _MAX_LINE])
             end = s
         first = self.line_count + count - len(tail) + 1
         for i, raw in enumerate(reversed(tail)):
@@ -343,7 +356,9 @@ class ConsoleAnalyzer:
         f = self._by_key.get(key)
         mine = None
         if f is None:
-            f = mine = Finding(KIND[rep.type], rep.type, t.title, rep.line, "\n".join(rep.lines), 1, [rep.line],
+            text = "\n".join(rep.lines) if self._report_text < _MAX_REPORT_TEXT else rep.lines[0]
+            self._report_text += len(text)
+            f = mine = Finding(KIND[rep.type], rep.type, t.title, rep.line, text, 1, [rep.line],
                                corrupted=t.corrupted, alt_titles=list(t.alt))
             self._by_key[key] = f
             i = bisect.bisect_right([x.line for x in self.findings], rep.line)
@@ -351,7 +366,8 @@ class ConsoleAnalyzer:
             self._new.append(f)
         else:
             f.count += 1
-            f.lines.append(rep.line)
+            if len(f.lines) < _MAX_OCCURRENCES:
+                f.lines.append(rep.line)
             f.line = min(f.line, rep.line)
         if tail:
             self._last_finding = f
@@ -372,8 +388,11 @@ class ConsoleAnalyzer:
                 del self._tails[tail.ctx]
             return
         tail.last = no
-        if tail.finding is not None:
-            tail.finding.report += "\n" + text.rstrip()
+        if tail.finding is not None and tail.room > 0 and self._report_text < _MAX_REPORT_TEXT:
+            tail.room -= 1
+            text = text.rstrip()
+            self._report_text += len(text) + 1
+            tail.finding.report += "\n" + text
 
 
 def analyze(text: str) -> list[Finding]:

@@ -41,16 +41,23 @@ _SYSLOG_RE = re.compile(
 TS_RE = re.compile(r"(?:<\d{1,3}>)?\[\s*\d+\.\d+\]")
 GLUED_TS_RE = re.compile(r"\[\s*\d+\.\d{6}\]")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Serial-line noise that can land before a line's first byte: control characters (not tab),
+# DEL, C1 controls, a byte that was not UTF-8 (U+FFFD), zero-width characters.
+_STRAY = "".join(map(chr, [*range(0, 9), *range(10, 32), 0x7f, *range(0x80, 0xa0)])) + "\ufffd\u200b\ufeff"
+_STRAY_SET = frozenset(_STRAY)
 
 
 def split_line(raw: str) -> tuple[str | None, bool, str]:
-    """raw console line -> (caller context or None, has kernel timestamp, message text)."""
+    """raw console line -> (caller context or None, has kernel timestamp, message text).
+    Stray bytes before the line or its message (_STRAY) are dropped."""
     if "\r" in raw:
         raw = raw.rstrip("\r")
         if "\r" in raw:
             raw = raw[raw.rindex("\r") + 1:]
     if "\x1b" in raw:
         raw = _ANSI_RE.sub("", raw)
+    if raw[:1] in _STRAY_SET:
+        raw = raw.lstrip(_STRAY)
     if " kernel: " in raw[:80]:
         m = _SYSLOG_RE.match(raw)
         if m:
@@ -62,7 +69,10 @@ def split_line(raw: str) -> tuple[str | None, bool, str]:
             return None, False, raw
         raw = raw[i:]
     m = _PREFIX_RE.match(raw)
-    return m.group(2), m.group(1) is not None, raw[m.end():]
+    text = raw[m.end():]
+    if text[:1] in _STRAY_SET:
+        text = text.lstrip(_STRAY)
+    return m.group(2), m.group(1) is not None, text
 
 
 # ---------------------------------------------------------------------------

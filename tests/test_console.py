@@ -581,3 +581,113 @@ def test_stall_named_by_the_interrupted_context():
                                                                  "netlink_rcv_skb", "netlink_sendmsg", "__sys_sendmsg",
                                                                  "do_syscall_64")))
     assert got[0].title == "INFO: rcu detected stall in lock_is_held_type"
+
+
+# -- hostile input -----------------------------------------------------------------------------
+
+_STRAYS = ["\x00", "\x00\x00\x00", "\ufffd", "\x1b", "\x7f", "\x08", "\x07", "\u200b", "\x9b", "\x1b[0m"]
+
+
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: p.stem)
+def test_stray_bytes_before_lines_hide_nothing(log):
+    """Serial noise before a line (a NUL, a control character, a byte that was not UTF-8) does
+    not hide the report on it: stray bytes before every line, or some, change no finding."""
+    text = read(log)
+    want = summary(analyze(text))
+    rnd = random.Random(log.name)
+    lines = text.splitlines(keepends=True)
+    every = "".join(rnd.choice(_STRAYS) + ln for ln in lines)
+    some = "".join((rnd.choice(_STRAYS) if rnd.random() < 0.3 else "") + ln for ln in lines)
+    assert summary(analyze(every)) == want
+    assert summary(analyze(some)) == want
+    # without timestamps too: the report's own lines, each behind a stray byte
+    bare = re.sub(r"(?m)^\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? ?", "", text)
+    bare_want = [x[:3] for x in summary(analyze(bare))]
+    bare_noisy = "".join(rnd.choice(_STRAYS) + ln for ln in bare.splitlines(keepends=True))
+    assert [x[:3] for x in summary(analyze(bare_noisy))] == bare_want
+
+
+def _garbage(rnd: random.Random, size: int) -> str:
+    """One of: random bytes (decoded as `harness.py console` decodes them), NUL runs, a very
+    long line, a line without end before the next line, console noise of every shape."""
+    kind = rnd.randrange(5)
+    if kind == 0:
+        return rnd.randbytes(size).decode("utf-8", "replace")
+    if kind == 1:
+        return "\x00" * size
+    if kind == 2:
+        return "[   1.000000] " + "".join(rnd.choice("ab \t:[]<>?+0x") for _ in range(64)) * (size // 64) + "\n"
+    if kind == 3:
+        return rnd.randbytes(size).replace(b"\n", b"").decode("latin-1")
+    return "".join(rnd.choice(["BUG: ", "WARNING: ", "INFO: task ", "Call Trace:\n", " <TASK>\n", "\n", " ? f+0x1/0x2\n",
+                               "[   2.0][ T1] ", "\r", "\x1b[", "Oops [#1]"]) for _ in range(size // 8))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hostile_input_bounded_memory_and_the_hang_still_found(seed):
+    """Random bytes, NUL runs and very long lines (with and without an end) around a real
+    hung-task report: what the analyzer holds between feeds stays bounded (it does not grow
+    with the input), and the report is found with the title it has alone."""
+    import tracemalloc
+    rnd = random.Random(seed)
+    hang_log = read(DATA / "hung-task.log")
+    want = [f.title for f in analyze(hang_log) if f.type == "HANG"]
+    assert want == ["INFO: task hung in lkdtm_HUNG_TASK"]
+    a = ConsoleAnalyzer()
+    fed = held = 0
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        for i in range(20):
+            if i == 10:
+                chunk = "\n" + hang_log            # a report after garbage that may not have ended its line
+            else:
+                chunk = _garbage(rnd, rnd.choice([1 << 10, 1 << 15, 1 << 20]))
+            fed += len(chunk)
+            for j in range(0, len(chunk), 1 << 18):
+                a.feed(chunk[j:j + (1 << 18)])
+            del chunk
+            held = max(held, tracemalloc.get_traced_memory()[0] - base)
+        a.finish()
+    finally:
+        tracemalloc.stop()
+    assert fed > 4 << 20
+    assert held < 1 << 20, held            # what the analyzer keeps: not the input's size
+    assert "INFO: task hung in lkdtm_HUNG_TASK" in [f.title for f in a.findings if f.type == "HANG"]
+
+
+def test_line_without_end_costs_no_memory():
+    """A console that never prints a newline: the analyzer keeps a bounded prefix of the line."""
+    import tracemalloc
+    a = ConsoleAnalyzer()
+    block = "x" * (1 << 20)
+    tracemalloc.start()
+    try:
+        for _ in range(64):
+            a.feed(block)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1 << 20, held
+    a.feed("\n" + read(DATA / "hung-task.log"))
+    a.finish()
+    assert [f.title for f in a.findings if f.type == "HANG"] == ["INFO: task hung in lkdtm_HUNG_TASK"]
+    assert a.line_count == 1 + read(DATA / "hung-task.log").count("\n")
+
+
+def test_long_lines_cut_the_same_in_any_chunking():
+    """A cut line is cut the same way however the text arrives."""
+    rnd = random.Random(7)
+    text = read(DATA / "lkdtm-warn.log")
+    lines = text.splitlines(keepends=True)
+    for i in rnd.sample(range(len(lines)), 40):
+        lines[i] = lines[i].rstrip("\n") + "y" * rnd.choice([5000, 70000, 300000]) + "\n"
+    text = "".join(lines)
+    whole = ConsoleAnalyzer()
+    whole.feed(text)
+    whole.finish()
+    chunked = feed_in_chunks(text, iter(lambda: rnd.choice([1, 100, 4095, 4096, 4097, 65536, 1 << 20]), None))
+    assert summary(chunked.findings) == summary(whole.findings)
+    assert [f.report for f in chunked.findings] == [f.report for f in whole.findings]
+    assert chunked.line_count == whole.line_count
+    assert all(len(ln) <= 4096 for f in whole.findings for ln in f.report.splitlines())
