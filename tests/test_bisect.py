@@ -163,3 +163,47 @@ def test_resume_is_the_same_decision_on_the_recorded_runs():
         state.runs.append(run(a.k))
     replay = State(3, 0.95, None, list(state.runs))
     assert bisect.next_action(replay) == bisect.next_action(state)
+
+
+def test_from_run_takes_the_runs_config_and_first_failure(tmp_path):
+    """--from RUN on real recorded runs: the selftest-broken run's first failing job (repeats
+    grouped as variant.test); a run where everything passed has nothing to bisect."""
+    import shutil
+
+    from conftest import REPO
+    from kharness import bisect_run
+    from kharness.errors import UserError
+    runs = REPO / "tests" / "data" / "runs"
+    broken = shutil.copytree(runs / "20261126T111800Z-selftest-broken", tmp_path / "20261126T111800Z-selftest-broken")
+    assert bisect_run.job_from_run(broken) == ("configs/selftest-broken.yaml", "ext4.zero-range-basic")
+    passed = shutil.copytree(runs / "20261126T121654Z-default", tmp_path / "20261126T121654Z-default")
+    with pytest.raises(UserError, match=r"^--from .*: no job failed in that run; nothing to bisect$"):
+        bisect_run.job_from_run(passed)
+
+
+def test_report_of_a_real_bisection(tmp_path):
+    """The selftest bisection's own bisect.json (captured from `./harness.py bisect -c
+    configs/selftest-bisect.yaml --job xfs.eof-zeroing`): summary, junit.xml valid against the
+    schema CI tools check, report.html naming the culprit and the runs either side of it."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+
+    from conftest import REPO
+    from kharness.report import bisect_report
+    data_dir = REPO / "tests" / "data"
+    shutil.copyfile(data_dir / "bisect" / "selftest-bisect.json", tmp_path / "bisect.json")
+    bisect_report.render(tmp_path)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "culprit: patch 2 of 3: SELFTEST BREAKAGE: iomap: zero range skips dirty folios" in summary
+    assert "failure rate at the bad end 0.75 -> 3 clean run(s) make a step good" in summary
+    assert "confidence reached: 0.9690; 10 runs, 4 kernel(s) booted" in summary
+    xmlschema.XMLSchema(str(data_dir / "schema" / "junit-10.xsd")).validate(str(tmp_path / "junit.xml"))
+    cases = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite").findall("testcase")
+    verdicts = {c.get("name").split()[0]: ("failure" if c.find("failure") is not None else "pass") for c in cases}
+    assert verdicts == {"k=0": "pass", "k=1": "pass", "k=2": "failure", "k=3": "failure"}
+    html = (tmp_path / "report.html").read_text()
+    assert "Culprit: patch 2 of 3" in html and "kharness selftest &lt;kharness@localhost&gt;" in html
+    assert 'href="steps/04-k02/jobs/xfs/eof-zeroing.1/"' in html       # the matching run at the culprit
+    assert 'href="steps/03-k01/jobs/xfs/eof-zeroing.' in html          # a clean run just before it
