@@ -80,7 +80,7 @@ def test_random_chunks_same_as_whole(log):
     assert chunked.line_count == whole.line_count == text.count("\n") + (not text.endswith("\n"))
 
 
-@pytest.mark.parametrize("name", ["hung-task.log", "fsfreeze-hung.log"])
+@pytest.mark.parametrize("name", ["hung-task.log", "fsfreeze-hung.log", "run-6.12-hang-canary.log"])
 def test_hang_returned_when_task_stack_ends(name):
     """The harness acts on a HANG as soon as feed() returns it: that must be the feed()
     that brings the </TASK> closing the hung task's stack, not a later one."""
