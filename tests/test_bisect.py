@@ -207,3 +207,18 @@ def test_report_of_a_real_bisection(tmp_path):
     assert "Culprit: patch 2 of 3" in html and "kharness selftest &lt;kharness@localhost&gt;" in html
     assert 'href="steps/04-k02/jobs/xfs/eof-zeroing.1/"' in html       # the matching run at the culprit
     assert 'href="steps/03-k01/jobs/xfs/eof-zeroing.' in html          # a clean run just before it
+
+
+def test_a_deadlock_matches_by_any_of_its_hung_task_titles():
+    """The same deadlock, three runs, three different first titles (the ext4 iomap selftest's
+    `repro zero-range-vs-writeback-storm --repeat 5`): each run still shows the signature."""
+    sig = "INFO: task hung in jbd2_journal_commit_transaction"
+    runs = [Run(2, "hang", sig, titles=(sig, "INFO: task hung in ext4_truncate")),
+            Run(2, "hang", "INFO: task hung in writeback_iter",
+                titles=("INFO: task hung in writeback_iter", sig)),
+            Run(2, "hang", "INFO: task hung in add_transaction_credits",
+                titles=("INFO: task hung in add_transaction_credits", sig))]
+    assert all(bisect.matches(r, sig) for r in runs)
+    assert not bisect.matches(Run(2, "hang", "INFO: task hung in writeback_iter",
+                                  titles=("INFO: task hung in writeback_iter",)), sig)
+    assert not bisect.matches(Run(2, "pass", "", titles=(sig,)), sig)     # a report in a passing job is not it
