@@ -164,6 +164,13 @@ MAX_SIZE = 1 << 50                      # 1024T
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # YAML 1.1 reads these as numbers that YAML 1.2 and people read otherwise: 010 is 8, 1:30 is 90, 1_0 is 10.
 _INT = re.compile(r"[-+]?(0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0b[01]+")
+MAX_DIGITS = 18                         # longer than any limit here (and int() refuses 4300 digits)
+# Names handed to apt and debootstrap as arguments (debsrc.py checks them with these, too): a
+# name that starts with '-' would be an option, one with '/' or '..' a path.
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9.+-]+")
+DEBIAN_SUITE = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+DEBIAN_VERSION = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
+_MIRROR = re.compile(r"(https?|ftp|file)://[^\s]+")
 
 
 def _where(path: Path, node: yaml.Node) -> str:
@@ -177,6 +184,9 @@ def at(cfg: RunConfig, key: str) -> str:
 
 
 def _int(value: str, where: str, key: str) -> int:
+    if len(value.lstrip("+-")) > MAX_DIGITS and _INT.fullmatch(value):
+        raise UserError(f"{where}: {key}: {value[:MAX_DIGITS]!r}... has {len(value.lstrip('+-'))} digits, "
+                        f"more than any value here can be; give a number within its limit")
     if not _INT.fullmatch(value):
         form = ("a ':' (YAML 1.1 reads it as base 60)" if ":" in value else
                 "a '_' (YAML 1.1 drops it)" if "_" in value else
@@ -295,9 +305,10 @@ def _check_value(cls, k: str, value, full: str, where: str) -> None:
         if not _SIZE.fullmatch(value):
             raise UserError(f"{where}: {full}: {value!r} is not a size like 512M or 4G")
         least = _SIZES[(cls, k)]
-        if not least <= size_bytes(value) <= MAX_SIZE:
-            raise UserError(f"{where}: {full}: {value} is {'too small' if size_bytes(value) < least else 'too big'}; "
-                            f"give {least >> 20}M to {MAX_SIZE >> 40}T")
+        n = MAX_SIZE + 1 if len(value) > MAX_DIGITS else size_bytes(value)
+        if not least <= n <= MAX_SIZE:
+            raise UserError(f"{where}: {full}: {value[:MAX_DIGITS + 1]}{'...' if len(value) > MAX_DIGITS else ''} is "
+                            f"{'too small' if n < least else 'too big'}; give {least >> 20}M to {MAX_SIZE >> 40}T")
 
 
 def compose(text: str, path: Path) -> yaml.Node | None:
@@ -356,6 +367,11 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
                         f"`kernel.git: PATH` or `kernel.debian: {{package: linux-source-7.2, suite: sid}}`")
     if why := name_problem(cfg.name):
         raise UserError(f"{at(cfg, 'name')}: name: {_short(cfg.name)} {why} (it names the results directory)")
+    _check_debian_names(cfg)
+    results = repo_path(cfg.results).resolve()
+    if results == REPO or results == REPO / ".git" or REPO / ".git" in results.parents:
+        raise UserError(f"{at(cfg, 'results')}: results: {cfg.results!r} is the checkout itself; run directories "
+                        f"need a directory of their own (the default is `results`)")
     if cfg.nightly.fetch and not cfg.kernel.git:
         raise UserError(f"{at(cfg, 'nightly.fetch')}: nightly.fetch: only a `kernel.git` tree can be fetched; "
                         f"remove it or use kernel.git")
@@ -397,6 +413,19 @@ def _check(cfg: RunConfig, node: yaml.Node, path: Path) -> None:
     for name, section in SECTIONS.items():
         if name in cfg.suites:
             section.check(cfg, path)
+
+
+def _check_debian_names(cfg: RunConfig) -> None:
+    """Names that become apt-get and debootstrap arguments: a Debian name, never an option or a path."""
+    d = cfg.kernel.debian
+    checks = [("kernel.debian.package", d.package, DEBIAN_PACKAGE, "a Debian package name, e.g. linux-source-7.2"),
+              ("kernel.debian.suite", d.suite, DEBIAN_SUITE, "a Debian suite, e.g. sid, trixie, bookworm-backports"),
+              ("kernel.debian.version", d.version, DEBIAN_VERSION, "a Debian version, e.g. 7.2.13-1")] if d else []
+    checks += [("image.suite", cfg.image.suite, DEBIAN_SUITE, "a Debian suite debootstrap knows, e.g. bookworm"),
+               ("image.mirror", cfg.image.mirror, _MIRROR, "a mirror URL, e.g. http://deb.debian.org/debian")]
+    for key, value, pattern, what in checks:
+        if value is not None and not pattern.fullmatch(value):
+            raise UserError(f"{at(cfg, key)}: {key}: {value[:80]!r} is not {what}")
 
 
 def select_variants(cfg: RunConfig, names: list[str] | None) -> list[Variant]:

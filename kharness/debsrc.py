@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import cache, proc, ui
 from .aptroot import KEY, private_apt_config
+from .config import DEBIAN_PACKAGE, DEBIAN_SUITE
 # AptSource and the source-list functions are re-exported: callers and tests use them as debsrc.*.
 from .aptsources import (  # noqa: F401
     CODENAMES, AptSource, host_codename, host_debian_sources, parse_sources, private_sources, render_deb822,
@@ -36,8 +37,7 @@ from .aptsources import (  # noqa: F401
 from .errors import InfraError, UserError
 
 REFRESH_SECONDS = 6 * 3600
-_SUITE_OK = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
-_PACKAGE_OK = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
+_SUITE_OK, _PACKAGE_OK = DEBIAN_SUITE, DEBIAN_PACKAGE      # the config is checked with the same patterns
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,9 @@ def _apt(tool: str, root: Path, opts: dict[str, str]) -> list[str]:
 
 
 def _check_names(package: str, suite: str) -> None:
-    if not _PACKAGE_OK.match(package or ""):
+    if not _PACKAGE_OK.fullmatch(package or ""):
         raise UserError(f"{KEY}.package: {package!r} is not a Debian package name (e.g. linux-source-7.2)")
-    if not _SUITE_OK.match(suite or ""):
+    if not _SUITE_OK.fullmatch(suite or ""):
         raise UserError(f"{KEY}.suite: {suite!r} is not a Debian suite name (e.g. sid, trixie, bookworm-backports)")
 
 

@@ -215,6 +215,23 @@ CASES = [
     ("history-corrupt-shard", BASE, ["--shard", "1/2"],
      "{tmp}/results/history.sqlite: not a kharness history database (file is not a database); move it aside and "
      "the next run or `report` starts a new one from the run directories"),
+    # a number longer than int() reads (4300 digits was a ValueError traceback), in any section
+    ("number-5000-digits", BASE + "repeat: " + "9" * 5000 + "\n", [],
+     "{cfg}:8: repeat: '999999999999999999'... has 5000 digits, more than any value here can be; give a number "
+     "within its limit"),
+    ("size-5000-digits", BASE + "vm: {{disk_size: " + "9" * 5000 + "G}}\n", [],
+     "{cfg}:8: vm.disk_size: 9999999999999999999... is too big; give 16M to 1024T"),
+    # names that become apt-get / debootstrap arguments (were refused only after the run directory existed)
+    ("debian-package-a-path", with_("  tarball: /usr/src/linux-source-6.12.tar.xz", "  debian: {{package: ../../x}}"), [],
+     "{cfg}:3: kernel.debian.package: '../../x' is not a Debian package name, e.g. linux-source-7.2"),
+    ("image-suite-an-option", BASE + "image: {{suite: --foreign}}\n", ["image"],
+     "{cfg}:8: image.suite: '--foreign' is not a Debian suite debootstrap knows, e.g. bookworm"),
+    ("image-mirror-not-a-url", BASE + "image: {{mirror: 'not a url'}}\n", [],
+     "{cfg}:8: image.mirror: 'not a url' is not a mirror URL, e.g. http://deb.debian.org/debian"),
+    # the results directory may not be the checkout (results: . wrote run directories into the repository root)
+    ("results-the-checkout", BASE + "results: .\n", [],
+     "{cfg}:8: results: '.' is the checkout itself; run directories need a directory of their own (the default is "
+     "`results`)"),
 ]
 # Files a case needs (relative to its directory), and its environment.
 MANIFEST = "extra/manifest.yaml"
