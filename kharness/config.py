@@ -146,6 +146,7 @@ NAME_MAX = 64
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_REPEAT = 1000                       # repeat: and --repeat (each iteration is a job of its own)
+MAX_JOBS = 10000                        # jobs one plan may make (variants x tests x repeat): more is a slip
 MAX_INT = 1_000_000                     # any other whole number in a config (seconds, counts)
 # Whole numbers with their own range (lo, hi); every other int in a config is 0..MAX_INT.
 _RANGE = {
@@ -426,6 +427,14 @@ def _check_debian_names(cfg: RunConfig) -> None:
     for key, value, pattern, what in checks:
         if value is not None and not pattern.fullmatch(value):
             raise UserError(f"{at(cfg, key)}: {key}: {value[:80]!r} is not {what}")
+
+
+def check_job_count(cfg: RunConfig, count: int, how: str) -> None:
+    """Every plan is bounded (each job is a guest command of seconds to hours): one line, before
+    the jobs are made, if a config or the command line asks for more than MAX_JOBS."""
+    if count > MAX_JOBS:
+        raise UserError(f"{cfg.path}: the plan makes {count} jobs ({how}); at most {MAX_JOBS} in one run: "
+                        f"lower repeat (--repeat) or list fewer variants or tests")
 
 
 def select_variants(cfg: RunConfig, names: list[str] | None) -> list[Variant]:

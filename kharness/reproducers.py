@@ -11,7 +11,7 @@ from typing import Iterator
 
 from . import catalogue, proof, verdict
 from .catalogue import Reproducer
-from .config import RunConfig, select_variants
+from .config import RunConfig, check_job_count, select_variants
 from .errors import InfraError, UserError
 from .guest import Guest
 from .lifecycle import Watched, best_effort, copy_windows, watched
@@ -53,13 +53,15 @@ class ReproducerSuite:
         if not vs:
             raise UserError(f"{cfg.path}: variants: the config lists no variants")
         n = repeat or cfg.repeat
+        pairs = [(v, t) for v in vs for t in chosen]
+        check_job_count(cfg, n * sum(t.applies_to(v) for v, t in pairs),
+                        f"{len(vs)} variant(s) x {len(chosen)} test(s) x repeat {n}")
         jobs, skipped = [], []
-        for v in vs:
-            for t in chosen:
-                if not t.applies_to(v):
-                    skipped.append((v, t, t.not_applicable_reason(v)))
-                    continue
-                jobs += [Job(NAME, v, t, i, n, duration) for i in range(1, n + 1)]
+        for v, t in pairs:
+            if not t.applies_to(v):
+                skipped.append((v, t, t.not_applicable_reason(v)))
+                continue
+            jobs += [Job(NAME, v, t, i, n, duration) for i in range(1, n + 1)]
         return jobs, skipped
 
     def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]) -> "ReproducerSuite":

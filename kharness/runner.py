@@ -33,6 +33,7 @@ def plan(cfg: RunConfig, only: list[str] | None = None, variants: list[str] | No
         j, sk = suite.plan(cfg, names, variants=variants, repeat=repeat, duration=duration)
         jobs += j
         skipped += sk
+    config.check_job_count(cfg, len(jobs), "every suite's jobs together")
     return jobs, skipped
 
 

@@ -232,6 +232,18 @@ CASES = [
     ("results-the-checkout", BASE + "results: .\n", [],
      "{cfg}:8: results: '.' is the checkout itself; run directories need a directory of their own (the default is "
      "`results`)"),
+    # the whole plan is bounded (3000 variants x repeat 1000 planned 3 million jobs for a minute)
+    ("plan-too-many-jobs", with_("variants: [{name: ext4, fstype: ext4}]",
+                                 "variants: [" + ", ".join(f"{{{{name: v{i}, fstype: ext4}}}}" for i in range(11)) + "]")
+     + "repeat: 1000\n", ["list"],
+     "{cfg}: the plan makes 11000 jobs (11 variant(s) x 1 test(s) x repeat 1000); at most 10000 in one run: lower "
+     "repeat (--repeat) or list fewer variants or tests"),
+    ("plan-too-many-jobs-fstests", with_("variants: [{name: ext4, fstype: ext4}]",
+                                         "variants: [" + ", ".join(f"{{{{name: v{i}, fstype: ext4}}}}" for i in range(11))
+                                         + "]") + "fstests: {{source: {tmp}/fstests, tests: [generic/363]}}\n",
+     ["--only", "generic/363", "--repeat", "1000"],
+     "{cfg}: the plan makes 11000 jobs (fstests: 1 selector(s) on 11 variant(s) x repeat 1000); at most 10000 in one "
+     "run: lower repeat (--repeat) or list fewer variants or tests"),
 ]
 # Files a case needs (relative to its directory), and its environment.
 MANIFEST = "extra/manifest.yaml"
@@ -252,6 +264,7 @@ FILES = {
     "config-fifo": {"fifo": None},
     "history-corrupt": {"results/history.sqlite": "not a database " * 100},
     "history-corrupt-shard": {"results/history.sqlite": "not a database " * 100},
+    "plan-too-many-jobs-fstests": {"fstests/tests/generic/group.list": "363 auto quick zero\n"},
 }
 ENV = {
     "cache-is-a-file": {"KHARNESS_CACHE": "{cfg}"},

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import ui
-from ..config import select_variants
+from ..config import check_job_count, select_variants
 from ..errors import UserError
 from ..model import Job
 from .expunges import describe_kernel, for_variant, kernel_dirs, kernel_key, load as load_expunges
@@ -211,12 +211,15 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
                 f"only expunges/all/ applies (not {', '.join(f'expunges/{d}/' for d in dirs)})")
     groups: dict[str, dict[str, set[str]]] = {}
     jobs, skipped = [], []
+    planned = 0
     for v in vs:
         if src:
             names, na = expand(src.path, selectors, v.fstype, groups)
         else:   # jobs that will report why fstests is unavailable
             names, na = [s.strip() for s in selectors], []
         skipped += [(v, FstestsTest(t, fst.test_timeout), why) for t, why in na]
+        planned += len(names) * n
+        check_job_count(cfg, planned, f"fstests: {len(selectors)} selector(s) on {len(vs)} variant(s) x repeat {n}")
         files = for_variant(table, kkey, v.fstype, section_name(v.name))
         for i in range(1, n + 1):
             for t in names:
