@@ -108,18 +108,24 @@ class Bisection:
         os.replace(tmp, self.dir / "bisect.json")
 
 
+MAX_SIGNATURE = 500        # titles are one line of at most a few hundred characters
+
+
 def _check_args(confidence: float, signature: str | None) -> None:
     if not 0.5 <= confidence <= 0.9999:
         raise UserError(f"--confidence {confidence}: give a value from 0.5 to 0.9999, e.g. 0.95")
     if signature is not None and not signature.strip():
         raise UserError("--signature: empty; give part of the failure's title, e.g. 'MISMATCH' or "
                         "'INFO: task hung in'")
+    if signature is not None and (len(signature) > MAX_SIGNATURE or any(ord(c) < 0x20 for c in signature)):
+        raise UserError(f"--signature: {signature[:60]!r}{'...' if len(signature) > 60 else ''} can never match: a "
+                        f"failure's title is one line of at most {MAX_SIGNATURE} characters; give part of it")
 
 
 def start(cfg: RunConfig, job_id: str, signature: str | None, confidence: float, accel: str | None) -> int:
     _check_args(confidence, signature)
     job = find_job(cfg, job_id)
-    kernel.preflight(cfg.kernel)                   # bad input: one line before anything is created
+    runner.preflight(cfg)                          # bad input: one line before anything is created
     cands = candidates(cfg)
     if len(cands.patches) < 1:
         raise UserError(f"{cfg.path}: kernel.series: {len(cands.patches) + 1} candidate(s) only; a bisection "
@@ -145,7 +151,7 @@ def resume(run_dir: Path, accel: str | None) -> int:
     from . import suites    # noqa: F401  registers the suites' config sections
     cfg = config.load(cfg_path)
     job = find_job(cfg, job_id)
-    kernel.preflight(cfg.kernel)
+    runner.preflight(cfg)
     cands = candidates(cfg)
     if [p["sha256"] for p in data.get("patches", [])] != [p.sha256 for p in cands.patches] or n != len(cands.patches):
         raise UserError(f"--resume {run_dir}: the series of {cfg_path} changed since this bisection started "

@@ -31,14 +31,24 @@ def _unusable(root: Path, why: str) -> UserError:
     return UserError(f"{where}: {root} {why}; point ${ENV} at a writable directory")
 
 
+# The cache's own directories (the layout in the module note and docs/architecture.md).
+LAYOUT = ("src", "build", "kernels", "images", "bin", "ccache", "debian", "fstests", "locks")
+
+
 def check_root() -> None:
-    """One line if the cache directory cannot be used (preflight: before a run directory exists).
-    Creates the cache directory itself if it is missing, nothing in it."""
+    """One line if the cache directory cannot be used (preflight: before a run directory exists):
+    writable, and every directory of its layout that exists is a directory. Creates the cache
+    directory itself if it is missing, nothing in it."""
     root = cache_root()
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".write-test.", dir=root))
     except OSError as e:
         raise _unusable(root, f"is not writable ({e.strerror})") from None
+    for name in LAYOUT:
+        d = root / name
+        if os.path.lexists(d) and not d.is_dir():
+            raise UserError(f"${ENV if os.environ.get(ENV) else ' cache'}: {d} is not a directory (the cache keeps "
+                            f"its {name} there); move it aside, or point ${ENV} at another directory")
 
 
 def cache_root() -> Path:

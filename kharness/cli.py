@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     b = with_config(sub.add_parser("build", help="build the config's kernel (or find it in the cache)"))
-    b.add_argument("--series", action="append", help="apply this series instead of the config's (repeatable)")
-    b.add_argument("--no-series", action="store_true", help="build the bare source, no series")
+    which = b.add_mutually_exclusive_group()
+    which.add_argument("--series", action="append", help="apply this series instead of the config's (repeatable)")
+    which.add_argument("--no-series", action="store_true", help="build the bare source, no series")
 
     with_config(sub.add_parser("image", help="build the guest root filesystem image (or find it in the cache)"))
 
@@ -258,11 +259,11 @@ def cmd_bisect(args) -> int:
 
 
 def cmd_build(cfg: config.RunConfig, args) -> int:
-    from . import kernel
+    from . import kernel, results
     series = [] if args.no_series else args.series
     kernel.preflight(cfg.kernel, series_override=series)   # bad input: one line before anything is created
+    log_dir = results.results_root(cfg) / "build-logs"     # (the build log's directory must be writable, too)
     ui.stage(f"kernel for {cfg.name}")
-    log_dir = Path(config.repo_path(cfg.results)) / "build-logs"
     art, hit = kernel.build_kernel(cfg.kernel, log_dir, series_override=series)
     ui.info(f"{'cache hit' if hit else 'built'}: {art.release}")
     ui.out(f"kernel: {art.bzimage}")
@@ -272,9 +273,10 @@ def cmd_build(cfg: config.RunConfig, args) -> int:
 
 
 def cmd_image(cfg: config.RunConfig) -> int:
-    from . import image
+    from . import image, results
+    image.preflight(cfg.image)                              # bad input: one line before a lock or a log exists
+    log_dir = results.results_root(cfg) / "build-logs"
     ui.stage("guest image")
-    log_dir = Path(config.repo_path(cfg.results)) / "build-logs"
     with ui.progress("root filesystem") as p:
         art, hit = image.build_image(cfg.image, log_dir / "image-build.log", progress=p.update)
     ui.out(f"image: {art.path}")

@@ -181,6 +181,14 @@ def build_image(cfg: ImageConfig, log: Path, progress: Progress = None,
     return art, False
 
 
+def preflight(cfg: ImageConfig) -> None:
+    """What build_image would refuse, checked before a lock, a log or a run directory exists: the
+    cache, and for an image still to be built, the suite (debootstrap must know it) and the tools."""
+    cache.check_root()
+    if load_image(_key_of(cfg, _recipe_bytes())) is None:
+        _preflight(resolve_suite(cfg))
+
+
 def _tool(name: str) -> str:
     """Full path of a host tool (root's sbin directories included even when PATH lacks them)."""
     found = shutil.which(name, path=os.environ.get("PATH", os.defpath) + ":/usr/sbin:/sbin")

@@ -148,9 +148,11 @@ def _tarball_digest(path: Path, remember: bool = True) -> str:
     st = path.stat()
     memo_file = cache.cache_root() / "tarball-digests.json"
     memo_key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    try:
-        memo = json.loads(memo_file.read_text())
-    except (OSError, ValueError):
+    try:        # the cache's own file, read as any other (a FIFO or a list there is just no memo)
+        memo = json.loads(files.read_text(memo_file, "digest memo", 16 << 20))
+    except (UserError, ValueError):
+        memo = {}
+    if not isinstance(memo, dict) or not isinstance(memo.get(memo_key, ""), str):
         memo = {}
     if memo_key not in memo:
         memo[memo_key] = cache.file_digest(path)

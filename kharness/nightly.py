@@ -19,9 +19,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import kernel, proc, results, runner, ui
+from . import config, files, proc, results, runner, ui
 from .config import RunConfig
-from .errors import UserError
+from .errors import InfraError, UserError
 from .report import html, record
 from .report.history import History
 
@@ -31,7 +31,13 @@ LOCK_NAME = ".nightly.lock"
 @contextmanager
 def nightly_lock(root: Path):
     path = root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if os.path.lexists(path) and not path.is_file():
+        raise UserError(f"{path}: the nightly lock is {files.describe_mode(os.lstat(path).st_mode)}, not a file; "
+                        f"remove it (only `nightly` makes it)")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise UserError(f"{path}: cannot open the nightly lock ({e.strerror}); remove it (only `nightly` makes it)")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -82,9 +88,16 @@ def preflight(cfg: RunConfig) -> None:
     jobs, skipped = runner.plan(cfg)
     if not (jobs or skipped):
         raise UserError(f"{cfg.path}: tests: nothing to run (no tests, no fstests.tests)")
-    kernel.preflight(cfg.kernel)
-    if cfg.baseline:
-        kernel.preflight(cfg.kernel, cfg.baseline.series)
+    runner.preflight(cfg)
+    if cfg.nightly.fetch:
+        tree = Path(cfg.kernel.git).expanduser()
+        try:
+            remotes = proc.capture(["git", "-C", tree, "remote"]).split()
+        except (InfraError, OSError):
+            remotes = []
+        if not remotes:
+            raise UserError(f"{config.at(cfg, 'nightly.fetch')}: nightly.fetch: {tree} has no git remote to fetch "
+                            f"from; add one (git remote add) or remove nightly.fetch")
 
 
 def cmd_nightly(cfg: RunConfig, accel: str | None = None) -> int:

@@ -37,6 +37,20 @@ def plan(cfg: RunConfig, only: list[str] | None = None, variants: list[str] | No
     return jobs, skipped
 
 
+def preflight(cfg: RunConfig) -> Path:
+    """What every command that boots (run, repro, shell, nightly, bisect) checks before anything
+    exists: the build's inputs (kernel.preflight, the baseline's series too; the image's), the cache, the results
+    directory and room there for the disks. Bad input is one line, and nothing has been created
+    (results/ itself may be made, empty, to be checked). Returns the results directory."""
+    kernel.preflight(cfg.kernel)
+    if cfg.baseline:
+        kernel.preflight(cfg.kernel, cfg.baseline.series)
+    image.preflight(cfg.image)
+    root = results.results_root(cfg)
+    _check_disk_room(cfg, root)
+    return root
+
+
 def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
     k = cfg.kernel
     ui.stage(f"kernel ({k.tarball or k.git or f'Debian {k.debian.suite} {k.debian.package}'})")
@@ -103,10 +117,7 @@ def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], ski
 def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str, kind: str = "run",
              shard: tuple[int, int] | None = None, run_dir: Path | None = None) -> int:
     """Run jobs (this shard's, with --shard) and write the run directory; exit status as `run`."""
-    kernel.preflight(cfg.kernel)                 # bad input: one line before anything is created
-    if cfg.baseline:
-        kernel.preflight(cfg.kernel, cfg.baseline.series)
-    _check_disk_room(cfg, results.results_root(cfg))
+    preflight(cfg)                               # bad input: one line before anything is created
     plan_ids = [j.id for j in jobs]
     if shard:
         from . import shard as sharding
@@ -205,8 +216,7 @@ def cmd_list(cfg: RunConfig) -> int:
 
 
 def cmd_shell(cfg: RunConfig, accel=None) -> int:
-    kernel.preflight(cfg.kernel)                 # bad input: one line before anything is created
-    _check_disk_room(cfg, results.results_root(cfg))
+    preflight(cfg)                               # bad input: one line before anything is created
     run_dir = results.new_run_dir(cfg, f"{cfg.name}-shell")
     k, img = _prepare_artifacts(cfg, run_dir)
     session = Session(cfg, run_dir, k, img, accel)

@@ -232,6 +232,17 @@ CASES = [
     ("results-the-checkout", BASE + "results: .\n", [],
      "{cfg}:8: results: '.' is the checkout itself; run directories need a directory of their own (the default is "
      "`results`)"),
+    # `image` and `build` check before their stage line, lock or log (a traceback, or a cache lock, before)
+    ("image-results-unwritable", BASE + "results: /proc/kharness\n", ["image"],
+     "results: cannot write to /proc/kharness (No such file or directory); set `results:` in the config to a "
+     "writable directory"),
+    ("build-results-unwritable", BASE + "results: /proc/kharness\n", ["build"],
+     "results: cannot write to /proc/kharness (No such file or directory); set `results:` in the config to a "
+     "writable directory"),
+    ("image-cache-is-a-file", BASE, ["image"],
+     "$KHARNESS_CACHE: {cfg} is not a directory; point $KHARNESS_CACHE at a writable directory"),
+    ("run-image-suite-unknown", BASE + "image: {{suite: nosuchsuite}}\n", [], "{debootstrap_nosuchsuite}"),
+    ("build-series-and-no-series", BASE, ["build", "--series", "kharness-id", "--no-series"], None),
     # the whole plan is bounded (3000 variants x repeat 1000 planned 3 million jobs for a minute)
     ("plan-too-many-jobs", with_("variants: [{name: ext4, fstype: ext4}]",
                                  "variants: [" + ", ".join(f"{{{{name: v{i}, fstype: ext4}}}}" for i in range(11)) + "]")
@@ -244,6 +255,29 @@ CASES = [
      ["--only", "generic/363", "--repeat", "1000"],
      "{cfg}: the plan makes 11000 jobs (fstests: 1 selector(s) on 11 variant(s) x repeat 1000); at most 10000 in one "
      "run: lower repeat (--repeat) or list fewer variants or tests"),
+    # the cache's own files: a file where a directory of its layout belongs, a digest memo that is not one
+    ("cache-layout-not-a-directory", BASE, [],
+     "$KHARNESS_CACHE: {tmp}/cache2/locks is not a directory (the cache keeps its locks there); move it aside, or "
+     "point $KHARNESS_CACHE at another directory"),
+    ("cache-memo-a-fifo", BASE + "vm: {{disk_size: 900000G}}\n", [],
+     "{cfg}: vm.disk_size: two disks of 900000G need 1800000 GiB but {tmp}/results has {free} GiB free; "
+     "lower vm.disk_size or point `results:` elsewhere"),
+    # nightly: its lock only after the run's whole preflight (disk room too), a lock that is not a file
+    ("nightly-disk-too-big", BASE + "vm: {{disk_size: 900000G}}\n", ["nightly"],
+     "{cfg}: vm.disk_size: two disks of 900000G need 1800000 GiB but {tmp}/results has {free} GiB free; "
+     "lower vm.disk_size or point `results:` elsewhere"),
+    ("nightly-lock-a-fifo", BASE, ["nightly"],
+     "{tmp}/results/.nightly.lock: the nightly lock is a FIFO, not a file; remove it (only `nightly` makes it)"),
+    ("nightly-fetch-without-remote", with_("  tarball: /usr/src/linux-source-6.12.tar.xz", "  git: {tmp}/linux")
+     + "nightly: {{fetch: true}}\n", ["nightly"],
+     "{cfg}:8: nightly.fetch: {tmp}/linux has no git remote to fetch from; add one (git remote add) or remove "
+     "nightly.fetch"),
+    # bisect: the run's preflight, a signature that can never match, a bisect.json that is not one
+    ("bisect-disk-too-big", BASE + "vm: {{disk_size: 900000G}}\n", ["bisect", "--job", "ext4.zero-range-basic"],
+     "{cfg}: vm.disk_size: two disks of 900000G need 1800000 GiB but {tmp}/results has {free} GiB free; "
+     "lower vm.disk_size or point `results:` elsewhere"),
+    ("bisect-signature-two-lines", BASE, ["bisect", "--job", "ext4.zero-range-basic", "--signature", "a\nb"],
+     "--signature: 'a\\nb' can never match: a failure's title is one line of at most 500 characters; give part of it"),
 ]
 # Files a case needs (relative to its directory), and its environment.
 MANIFEST = "extra/manifest.yaml"
@@ -265,14 +299,32 @@ FILES = {
     "history-corrupt": {"results/history.sqlite": "not a database " * 100},
     "history-corrupt-shard": {"results/history.sqlite": "not a database " * 100},
     "plan-too-many-jobs-fstests": {"fstests/tests/generic/group.list": "363 auto quick zero\n"},
+    "cache-layout-not-a-directory": {"cache2/locks": "not a directory"},
+    "cache-memo-a-fifo": {"cache2/tarball-digests.json": None},
+    "nightly-lock-a-fifo": {"results/.nightly.lock": None},
+}
+
+
+def _git_commit(d):
+    subprocess.run(["git", "-C", str(d), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(d), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], check=True)
+
+
+# What a case needs beyond files: a git tree with a commit, the fstests tree as a git source.
+SETUP = {
+    "nightly-fetch-without-remote": lambda tmp: ((tmp / "linux" / "Makefile").write_text("all:\n"),
+                                                 _git_commit(tmp / "linux")),
 }
 ENV = {
     "cache-is-a-file": {"KHARNESS_CACHE": "{cfg}"},
     "cache-cannot-be-created": {"KHARNESS_CACHE": "/proc/kharness-cache"},
     "repro-fstests-without-source": {"KHARNESS_FSTESTS_SRC": ""},
+    "image-cache-is-a-file": {"KHARNESS_CACHE": "{cfg}"},
+    "cache-layout-not-a-directory": {"KHARNESS_CACHE": "{tmp}/cache2"},
+    "cache-memo-a-fifo": {"KHARNESS_CACHE": "{tmp}/cache2"},
     **{c: {"KHARNESS_REPRODUCERS": "{tmp}/extra"} for c in FILES if c.startswith("manifest-")},
 }
-COMMANDS = ("repro", "shell", "build", "nightly", "list", "image")
+COMMANDS = ("repro", "shell", "build", "nightly", "list", "image", "bisect")
 ARGPARSE = {
     "repeat-zero": "harness.py run: error: argument --repeat: must be at least 1, got 0 (see harness.py run --help)",
     "repeat-negative": "harness.py run: error: argument --repeat: must be at least 1, got -2 (see harness.py run --help)",
@@ -284,7 +336,20 @@ ARGPARSE = {
                      "(a week) (see harness.py run --help)",
     "shard-huge": "harness.py run: error: argument --shard: '1/100000000': at most 1000 shards, e.g. --shard 2/4 "
                   "(see harness.py run --help)",
+    "build-series-and-no-series": "harness.py build: error: argument --no-series: not allowed with argument --series "
+                                  "(see harness.py build --help)",
 }
+
+
+def _debootstrap_refuses(suite: str) -> str:
+    """What image.preflight says of a suite debootstrap does not know (its list depends on the host)."""
+    from kharness import image
+    from kharness.errors import UserError
+    try:
+        image._preflight(suite)
+    except UserError as e:
+        return str(e)
+    raise AssertionError(f"debootstrap knows {suite!r}")
 
 
 def tree(d) -> dict[str, bool]:
@@ -329,6 +394,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, tmp_cache, c
             os.mkfifo(f)
         else:
             f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    if case in SETUP:
+        SETUP[case](tmp_path)
     env = {k: v.replace("{tmp}", str(tmp_path)).replace("{cfg}", str(cfg)) for k, v in ENV.get(case, {}).items()}
     command, argv = (argv[0], argv[1:]) if argv and argv[0] in COMMANDS else ("run", argv)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -342,7 +409,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(tmp_path, tmp_cache, c
     else:
         st = os.statvfs(tmp_path)
         free = st.f_bavail * st.f_frsize >> 30
-        want = line.format(cfg=cfg, tmp=tmp_path, free=free, v2=V2_DIR)
+        extra = {"debootstrap_nosuchsuite": _debootstrap_refuses("nosuchsuite")} if "{debootstrap_" in line else {}
+        want = line.format(cfg=cfg, tmp=tmp_path, free=free, v2=V2_DIR, **extra)
         assert out.stderr.strip() == f"harness.py: error: {want}"
     assert_nothing_created(before, tmp_path, repo_results)
 
