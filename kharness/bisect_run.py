@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bisect, config, image, kernel, results, runner, ui
+from . import bisect, config, files, image, kernel, results, runner, ui
 from .config import RunConfig
 from .errors import UserError
-from .model import Job, JobResult
+from .model import VERDICTS, Job, JobResult
 from .report import bisect_report, record
 from .series import Patch, read_series
 
@@ -122,6 +122,45 @@ def _check_args(confidence: float, signature: str | None) -> None:
                         f"failure's title is one line of at most {MAX_SIGNATURE} characters; give part of it")
 
 
+MAX_RECORD_BYTES = 64 << 20
+_NUM = (int, float)
+# bisect.json as to_json() writes it (report/record.py's notation); what resume reads is checked first.
+_RECORD = {"format?": int, "config": str, "job": str, "n": int, "confidence": _NUM, "signature": (str, None),
+           "signature_given?": bool, "patches?": [{"sha256": str, "*": object}],
+           "runs": [{"k": int, "status": str, "message": str, "dir?": str, "seconds?": _NUM}],
+           "visits?": [{"k": int, "build_seconds?": (_NUM, None), "run_seconds?": _NUM, "cache_hit?": bool,
+                        "runs?": int, "*": object}],
+           "seconds?": _NUM, "*": object}
+
+
+def _read_record(path: Path) -> dict:
+    """bisect.json, bounded and regular, of the shape this harness writes; one line if not."""
+    raw = files.read_bytes(path, "bisection record", MAX_RECORD_BYTES)
+    try:
+        data = record.parse_json(raw)
+    except (ValueError, RecursionError) as e:
+        why = str(e).splitlines()[0][:200]
+    else:
+        why = (record.shape_problem(data, _RECORD) if isinstance(data, dict)
+               else f"a JSON {type(data).__name__}, not an object")
+    if why is None:
+        bad = next((i for i, r in enumerate(data["runs"]) if not 0 <= r["k"] <= data["n"]
+                    or r["status"] not in VERDICTS), None)
+        why = (f"format {data['format']} is newer than this kharness reads (format {FORMAT})"
+               if data.get("format", 0) > FORMAT else
+               f"n is {data['n']}, not a number of patches" if data["n"] < 1 else
+               f"confidence {data['confidence']} is not from 0.5 to 0.9999" if not 0.5 <= data["confidence"] <= 0.9999
+               else f"runs[{bad}] is not a run of candidate 0..{data['n']} with a verdict" if bad is not None else None)
+    if why is None and data["signature"] is not None:
+        try:
+            _check_args(data["confidence"], data["signature"])
+        except UserError as e:
+            why = f"signature: {str(e).removeprefix('--signature: ')}"
+    if why:
+        raise UserError(f"{path}: not a bisection record this harness wrote ({why}); start a new bisection")
+    return data
+
+
 def start(cfg: RunConfig, job_id: str, signature: str | None, confidence: float, accel: str | None) -> int:
     _check_args(confidence, signature)
     job = find_job(cfg, job_id)
@@ -139,15 +178,12 @@ def start(cfg: RunConfig, job_id: str, signature: str | None, confidence: float,
 
 def resume(run_dir: Path, accel: str | None) -> int:
     path = run_dir / "bisect.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"--resume {run_dir}: no bisect.json there; give a directory `bisect` made")
-    try:
-        data = json.loads(path.read_text())
-        runs = [bisect.Run(r["k"], r["status"], r["message"], r.get("dir", ""), r.get("seconds", 0.0))
-                for r in data["runs"]]
-        cfg_path, job_id, n = data["config"], data["job"], data["n"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path}: not a bisection record this harness wrote ({type(e).__name__}: {e})")
+    data = _read_record(path)
+    runs = [bisect.Run(r["k"], r["status"], r["message"], r.get("dir", ""), r.get("seconds", 0.0))
+            for r in data["runs"]]
+    cfg_path, job_id, n = data["config"], data["job"], data["n"]
     from . import suites    # noqa: F401  registers the suites' config sections
     cfg = config.load(cfg_path)
     job = find_job(cfg, job_id)

@@ -278,6 +278,15 @@ CASES = [
      "lower vm.disk_size or point `results:` elsewhere"),
     ("bisect-signature-two-lines", BASE, ["bisect", "--job", "ext4.zero-range-basic", "--signature", "a\nb"],
      "--signature: 'a\\nb' can never match: a failure's title is one line of at most 500 characters; give part of it"),
+    ("bisect-record-mistyped", BASE, ["bisect", "--resume", "{tmp}/b"],
+     "{tmp}/b/bisect.json: not a bisection record this harness wrote (confidence is 'high', not a number); start a "
+     "new bisection"),
+    ("bisect-record-run-out-of-range", BASE, ["bisect", "--resume", "{tmp}/b"],
+     "{tmp}/b/bisect.json: not a bisection record this harness wrote (runs[0] is not a run of candidate 0..1 with a "
+     "verdict); start a new bisection"),
+    ("bisect-record-nan", BASE, ["bisect", "--resume", "{tmp}/b"],
+     "{tmp}/b/bisect.json: not a bisection record this harness wrote (NaN is not a number a record holds); start a "
+     "new bisection"),
 ]
 # Files a case needs (relative to its directory), and its environment.
 MANIFEST = "extra/manifest.yaml"
@@ -302,6 +311,13 @@ FILES = {
     "cache-layout-not-a-directory": {"cache2/locks": "not a directory"},
     "cache-memo-a-fifo": {"cache2/tarball-digests.json": None},
     "nightly-lock-a-fifo": {"results/.nightly.lock": None},
+    "bisect-record-mistyped": {"b/bisect.json": json.dumps({"config": "c.yaml", "job": "ext4.x", "n": 1,
+                                                            "confidence": "high", "signature": None, "runs": []})},
+    "bisect-record-run-out-of-range": {"b/bisect.json": json.dumps({
+        "config": "c.yaml", "job": "ext4.x", "n": 1, "confidence": 0.95, "signature": None,
+        "runs": [{"k": 5, "status": "pass", "message": ""}]})},
+    "bisect-record-nan": {"b/bisect.json": '{"config": "c.yaml", "job": "ext4.x", "n": 1, "confidence": NaN, '
+                                           '"signature": null, "runs": []}'},
 }
 
 
@@ -494,6 +510,9 @@ RECORDS = [
      "kind 'weekly' is not a kind of run (run, nightly, shard, merged, baseline, repro, bisect-step)"),
     ("shard-not-i-of-n", lambda s: s.update(kind="shard", shard="x"), "shard 'x' is not I/N"),
     ("run-name-a-path", lambda s: s.update(run="../../x"), "run '../../x' is not the name of a run directory"),
+    # Python's json reads NaN and Infinity; no record holds one, and rendering Infinity was an OverflowError
+    ("seconds-infinity", lambda s: s.update(seconds=float("inf")), "Infinity is not a number a record holds"),
+    ("duration-nan", _job0(duration=float("nan")), "NaN is not a number a record holds"),
 ]
 
 
@@ -577,6 +596,96 @@ def test_a_corrupt_history_is_one_line_for_report(tmp_path):
                                   f"(file is not a database); move it aside and the next run or `report` starts a "
                                   f"new one from the run directories")
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_a_history_of_mistyped_rows_is_one_line_and_untouched(tmp_path):
+    """Tables of the right columns whose rows hold what record() never writes (SQLite keeps any
+    type in any column): refused before the run is recorded or the index rendered from them."""
+    import shutil
+    import sqlite3
+    from kharness.report.history import _SCHEMA
+    d = tmp_path / RUN.name
+    shutil.copytree(RUN, d)
+    db = sqlite3.connect(tmp_path / "history.sqlite")
+    db.executescript(_SCHEMA)
+    db.execute("INSERT INTO runs VALUES ('a', 'default', '2026-01-01T00:00:00Z', 'run', '', '', '', 'slow', 1, 0, 0)")
+    db.commit()
+    db.close()
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    out = harness("report", str(d), timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"harness.py: error: {tmp_path}/history.sqlite: not a kharness history database "
+                                  f"(runs.seconds holds 'slow' (text), not real or integer or null); move it aside "
+                                  f"and the next run or `report` starts a new one from the run directories")
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def _shards(tmp_path, n=2):
+    import shutil
+    s = json.loads((RUN / "summary.json").read_text())
+    ids = [j["job"] for j in s["jobs"]]
+    out = []
+    for i in range(1, n + 1):
+        d = tmp_path / "results" / f"20261126T000000Z-default-shard{i}of{n}"
+        shutil.copytree(RUN, d)
+        t = dict(s, kind="shard", shard=f"{i}/{n}", plan=ids, run=d.name,
+                 jobs=[j for k, j in enumerate(s["jobs"]) if k % n == i - 1])
+        (d / "summary.json").write_text(json.dumps(t))
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("what", ["fifo", "symlink", "same-run-name"])
+def test_merge_copies_regular_files_of_distinct_shards_or_writes_nothing(tmp_path, what):
+    """A FIFO in a job directory blocked or crashed the copy, a symlink copied what it points to, and
+    two shards of one run name collided in shards/: each is one line before -o exists."""
+    s1, s2 = _shards(tmp_path)
+    job = s1 / "jobs" / "ext4" / "zero-range-basic"
+    if what == "fifo":
+        os.mkfifo(job / "fifo")
+        want = f"{job}/fifo: a FIFO in a shard directory; --merge copies regular files only (remove it, or replace it " \
+               f"by the file itself)"
+    elif what == "symlink":
+        os.symlink("/etc/hostname", job / "host")
+        want = f"{job}/host: a symbolic link in a shard directory; --merge copies regular files only (remove it, or " \
+               f"replace it by the file itself)"
+    else:
+        for d in (s1, s2):
+            t = json.loads((d / "summary.json").read_text())
+            (d / "summary.json").write_text(json.dumps(dict(t, run="20261126T000000Z-default")))
+        want = f"--merge: {s1} and {s2} are both run '20261126T000000Z-default' (summary.json \"run\"); give the shard " \
+               f"directories of one run, each once"
+    before = sorted(tmp_path.rglob("*"))
+    out = harness("report", "--merge", str(s1), str(s2), "-o", str(tmp_path / "results" / "merged"), timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == f"harness.py: error: {want}"
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_merge_that_fails_midway_leaves_no_partly_written_o(tmp_path, monkeypatch):
+    """The merged run is staged beside -o and renamed into place: a copy that fails after the
+    checks (a full disk, an I/O error) leaves neither -o nor the staging directory."""
+    import shutil
+    from kharness.errors import UserError
+    from kharness.report import merge
+    s1, s2 = _shards(tmp_path)
+    copies = []
+    real_copytree = shutil.copytree
+
+    def failing_copytree(src, dst, *a, **kw):
+        copies.append(src)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        return real_copytree(src, dst, *a, **kw)
+
+    monkeypatch.setattr(merge.shutil, "copytree", failing_copytree)
+    out = tmp_path / "results" / "merged"
+    with pytest.raises(UserError) as e:
+        merge.merge([s1, s2], out)
+    assert str(e.value) == (f"-o {out}: merging the shards failed (No space left on device); nothing was written, "
+                            f"-o does not exist")
+    assert len(copies) == 2
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [s1.name, s2.name]
 
 
 # ------------------------------------------------------------------ console logs

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..model import VERDICTS
 from .labels import JobHistory, job_history, tallies
 from .record import RunRecord, is_run
 
@@ -31,6 +32,17 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (run, key, iteration));
 CREATE INDEX IF NOT EXISTS results_key ON results(key);
 """
+
+
+_TEXT, _NULL, _INTEGER, _REAL = "text", "null", "integer", "real"
+# Each column and the SQLite types it may hold (what record() writes; NULL where the schema allows it).
+_TYPES = [("runs", c, (_TEXT,)) for c in ("name", "config", "started", "kind")] + \
+         [("runs", c, (_TEXT, _NULL)) for c in ("kernel_release", "head_commit", "series")] + \
+         [("runs", "seconds", (_REAL, _INTEGER, _NULL))] + \
+         [("runs", c, (_INTEGER, _NULL)) for c in ("jobs", "failed", "interrupted")] + \
+         [("results", c, (_TEXT,)) for c in ("run", "key", "status")] + \
+         [("results", "iteration", (_INTEGER,)), ("results", "message", (_TEXT, _NULL)),
+          ("results", "duration", (_REAL, _INTEGER, _NULL))]
 
 
 @dataclass
@@ -60,14 +72,35 @@ class History:
             raise self._unusable(str(e)) from None
         try:
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.executescript(_SCHEMA)
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if {"runs", "results"} - tables:
+                self.db.executescript(_SCHEMA)      # a new history (checked before anything is written to one)
             # The columns this code reads and writes (a table of the same name from elsewhere is not history).
             self.db.execute("SELECT name, config, started, kind, kernel_release, head_commit, series, seconds, jobs, "
                             "failed, interrupted FROM runs LIMIT 0")
             self.db.execute("SELECT run, key, iteration, status, message, duration FROM results LIMIT 0")
+            why = self._mistyped()
+            if not why:
+                self.db.executescript(_SCHEMA)      # the index, in a history from before it existed
         except sqlite3.Error as e:
             self.db.close()
             raise self._unusable(str(e)) from None
+        if why:
+            self.db.close()
+            raise self._unusable(why)
+
+    def _mistyped(self) -> str | None:
+        """The first column holding a value of a type this code never writes (a row from elsewhere:
+        SQLite keeps what it is given, whatever the column's declared type)."""
+        for table, column, types in _TYPES:
+            row = self.db.execute(f"SELECT typeof({column}), quote({column}) FROM {table} "
+                                  f"WHERE typeof({column}) NOT IN ({','.join('?' * len(types))}) LIMIT 1",
+                                  types).fetchone()
+            if row:
+                return f"{table}.{column} holds {row[1][:40]} ({row[0]}), not {' or '.join(types)}"
+        row = self.db.execute(f"SELECT quote(status) FROM results WHERE status NOT IN "
+                              f"({','.join('?' * len(VERDICTS))}) LIMIT 1", VERDICTS).fetchone()
+        return f"results.status holds {row[0][:40]}, not a verdict" if row else None
 
     def _unusable(self, why: str) -> UserError:
         return UserError(f"{self.path}: not a kharness history database ({why}); move it aside and the next "

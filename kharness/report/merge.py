@@ -9,10 +9,14 @@ findings point there. The merged summary.json is written by report/record.py, li
 """
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from .. import files
 from ..errors import UserError
 from . import record
 
@@ -114,17 +118,72 @@ def merge_into(recs: list[record.RunRecord], out: Path, kind: str) -> record.Run
     return merged
 
 
+def _distinct(recs: list[record.RunRecord]) -> None:
+    """Each shard's files go to shards/<its run name>/: two shards of one name would collide."""
+    seen: dict[str, Path] = {}
+    for r in recs:
+        if r.name in seen:
+            raise UserError(f"--merge: {seen[r.name]} and {r.dir} are both run {r.name!r} (summary.json \"run\"); "
+                            f"give the shard directories of one run, each once")
+        seen[r.name] = r.dir
+
+
+def _copyable(r: record.RunRecord) -> None:
+    """Everything merge_into copies from a shard is a regular file in a real directory (a FIFO would
+    block the copy, a symlink would copy what it points to): one line before -o exists."""
+    def refuse(p: Path, mode: int) -> None:
+        what = "a symbolic link" if stat.S_ISLNK(mode) else files.describe_mode(mode)
+        raise UserError(f"{p}: {what} in a shard directory; --merge copies regular files only (remove it, or "
+                        f"replace it by the file itself)")
+    for name in _SHARD_FILES:
+        p = r.dir / name
+        if os.path.lexists(p) and not stat.S_ISREG(m := os.lstat(p).st_mode):
+            refuse(p, m)
+    for j in r.jobs:
+        top = r.dir / j.dir
+        if not os.path.lexists(top):
+            continue
+        if not stat.S_ISDIR(m := os.lstat(top).st_mode):
+            refuse(top, m)
+        for dirpath, dirnames, filenames in os.walk(top):
+            for n in dirnames + filenames:
+                m = os.lstat(os.path.join(dirpath, n)).st_mode
+                if not (stat.S_ISREG(m) or stat.S_ISDIR(m)):
+                    refuse(Path(dirpath) / n, m)
+
+
 def merge(dirs: list[Path], out: Path) -> Path:
+    """Shards -> out, all or nothing: checked first, then written into a directory beside out and
+    renamed to out when complete (a failed copy leaves no partly-written -o)."""
     recs = [record.read_run(d) for d in dirs]
     check(recs)
-    if out.exists():
+    bases = [r.baseline for r in recs if r.baseline]
+    if os.path.lexists(out):
         raise UserError(f"-o {out}: already exists; give a new directory for the merged run")
     if not out.parent.is_dir():
         raise UserError(f"-o {out}: {out.parent} does not exist")
-    merge_into(recs, out, "merged")
-    bases = [r.baseline for r in recs if r.baseline]
-    if bases:
-        for b, r in zip(bases, recs):
-            b.shard = r.shard
-        merge_into(bases, out / "baseline", "baseline")
+    _distinct(recs)
+    _distinct(bases)
+    for r in recs + bases:
+        _copyable(r)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging.", dir=out.parent))
+    except OSError as e:
+        raise UserError(f"-o {out}: cannot write in {out.parent} ({e.strerror})") from None
+    try:
+        staged = work / out.name
+        merge_into(recs, staged, "merged")
+        if bases:
+            for b, r in zip(bases, recs):
+                b.shard = r.shard
+            merge_into(bases, staged / "baseline", "baseline")
+        os.rename(staged, out)
+    except (OSError, shutil.Error) as e:
+        shutil.rmtree(work, ignore_errors=True)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:200]
+        raise UserError(f"-o {out}: merging the shards failed ({why}); nothing was written, -o does not exist")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    os.rmdir(work)
     return out

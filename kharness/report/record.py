@@ -307,6 +307,26 @@ def _shape(v, spec, where: str) -> None:
                     _shape(x, spec["*"], f"{where}.{k}" if where else k)
 
 
+def shape_problem(data, spec) -> str | None:
+    """Why `data` does not fit `spec` (the notation above), or None: for kharness's other records
+    (a bisection's bisect.json), read through the same rules as these."""
+    try:
+        _shape(data, spec, "")
+    except RecordError as e:
+        return str(e)
+    return None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a record holds")
+
+
+def parse_json(raw: bytes | str):
+    """json.loads without NaN and Infinity (Python's json reads them; no kharness record holds one,
+    and a report cannot format them): a ValueError naming it."""
+    return json.loads(raw, parse_constant=_no_constant)
+
+
 def _inside(rel: str, where: str) -> str:
     """A path from a record, which must stay inside the run directory."""
     p = PurePosixPath(rel)
@@ -376,7 +396,7 @@ def _read_json(path: Path, what: str, limit: int = MAX_SUMMARY_BYTES) -> dict:
     """A record file as a dict of a format this code reads; one clear line if not."""
     raw = files.read_bytes(path, what, limit)       # a regular file, bounded (never a FIFO or /dev/zero)
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except (ValueError, RecursionError) as e:
         raise UserError(f"{path}: unreadable {what} ({str(e).splitlines()[0][:200]}); the run may have been cut short")
     if not isinstance(data, dict):
