@@ -127,7 +127,7 @@ _NUM = (int, float)
 # bisect.json as to_json() writes it (report/record.py's notation); what resume reads is checked first.
 _RECORD = {"format?": int, "config": str, "job": str, "n": int, "confidence": _NUM, "signature": (str, None),
            "signature_given?": bool, "patches?": [{"sha256": str, "*": object}],
-           "runs": [{"k": int, "status": str, "message": str, "dir?": str, "seconds?": _NUM}],
+           "runs": [{"k": int, "status": str, "message": str, "dir?": str, "seconds?": _NUM, "titles?": [str]}],
            "visits?": [{"k": int, "build_seconds?": (_NUM, None), "run_seconds?": _NUM, "cache_hit?": bool,
                         "runs?": int, "*": object}],
            "seconds?": _NUM, "*": object}
@@ -181,7 +181,8 @@ def resume(run_dir: Path, accel: str | None) -> int:
     if not os.path.lexists(path):
         raise UserError(f"--resume {run_dir}: no bisect.json there; give a directory `bisect` made")
     data = _read_record(path)
-    runs = [bisect.Run(r["k"], r["status"], r["message"], r.get("dir", ""), r.get("seconds", 0.0))
+    runs = [bisect.Run(r["k"], r["status"], r["message"], r.get("dir", ""), r.get("seconds", 0.0),
+                       tuple(r.get("titles", ())))
             for r in data["runs"]]
     cfg_path, job_id, n = data["config"], data["job"], data["n"]
     from . import suites    # noqa: F401  registers the suites' config sections
@@ -236,7 +237,8 @@ class _Visit:
         self.meta["runs"] += 1
         self.meta["run_seconds"] = round(self.meta["run_seconds"] + time.monotonic() - t0, 1)
         run = bisect.Run(self.k, r.verdict.status, r.verdict.message, os.path.relpath(r.dir, b.dir),
-                         round(r.outcome.duration, 1) if r.outcome else 0.0)
+                         round(r.outcome.duration, 1) if r.outcome else 0.0,
+                         tuple(dict.fromkeys(f.title for f in r.verdict.findings)))
         ui.info(results.one_line(r))
         return run
 
