@@ -80,6 +80,12 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def existing(*parts: str) -> Path | None:
+    """$CACHE/<parts...> if it is there, else None; creates nothing (not even the cache directory)."""
+    p = _configured_root().joinpath(*parts)
+    return p if os.path.lexists(p) else None
+
+
 def entry(kind: str, key: str) -> Path:
     return cache_root() / kind / key
 

@@ -243,6 +243,13 @@ CASES = [
      "$KHARNESS_CACHE: {cfg} is not a directory; point $KHARNESS_CACHE at a writable directory"),
     ("run-image-suite-unknown", BASE + "image: {{suite: nosuchsuite}}\n", [], "{debootstrap_nosuchsuite}"),
     ("build-series-and-no-series", BASE, ["build", "--series", "kharness-id", "--no-series"], None),
+    # an fstests git source is read for the plan outside the cache (a failed clone left cache/fstests/git.log)
+    ("fstests-git-unreachable", BASE + "fstests: {{git: 'file:///nonexistent/fstests.git', tests: [generic/363]}}\n",
+     ["--only", "generic/363"],
+     "generic/363: fstests is unavailable: fstests.git: cannot clone file:///nonexistent/fstests.git (and the "
+     "repository exists.); set `fstests.git:` to a reachable repository or `fstests.source:` to a local checkout"),
+    ("fstests-git-unknown-test", BASE + "fstests: {{git: {tmp}/fstests.git, tests: [generic/363]}}\n",
+     ["--only", "generic/999"], "fstests.tests: generic/999: no such test in {tmp}/fstests.git @ HEAD's tests/"),
     # the whole plan is bounded (3000 variants x repeat 1000 planned 3 million jobs for a minute)
     ("plan-too-many-jobs", with_("variants: [{name: ext4, fstype: ext4}]",
                                  "variants: [" + ", ".join(f"{{{{name: v{i}, fstype: ext4}}}}" for i in range(11)) + "]")
@@ -326,10 +333,20 @@ def _git_commit(d):
     subprocess.run(["git", "-C", str(d), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], check=True)
 
 
+def _fstests_git(tmp):
+    """The fake fstests tree as a git repository (a git source for the plan)."""
+    import shutil
+    shutil.copytree(tmp / "fstests", tmp / "fstests.git")
+    (tmp / "fstests.git" / "common" / "rc").write_text("# rc\n")     # git keeps no empty directory
+    subprocess.run(["git", "init", "-q", str(tmp / "fstests.git")], check=True)
+    _git_commit(tmp / "fstests.git")
+
+
 # What a case needs beyond files: a git tree with a commit, the fstests tree as a git source.
 SETUP = {
     "nightly-fetch-without-remote": lambda tmp: ((tmp / "linux" / "Makefile").write_text("all:\n"),
                                                  _git_commit(tmp / "linux")),
+    "fstests-git-unknown-test": _fstests_git,
 }
 ENV = {
     "cache-is-a-file": {"KHARNESS_CACHE": "{cfg}"},
@@ -338,6 +355,8 @@ ENV = {
     "image-cache-is-a-file": {"KHARNESS_CACHE": "{cfg}"},
     "cache-layout-not-a-directory": {"KHARNESS_CACHE": "{tmp}/cache2"},
     "cache-memo-a-fifo": {"KHARNESS_CACHE": "{tmp}/cache2"},
+    "fstests-git-unreachable": {"KHARNESS_FSTESTS_SRC": ""},
+    "fstests-git-unknown-test": {"KHARNESS_FSTESTS_SRC": ""},
     **{c: {"KHARNESS_REPRODUCERS": "{tmp}/extra"} for c in FILES if c.startswith("manifest-")},
 }
 COMMANDS = ("repro", "shell", "build", "nightly", "list", "image", "bisect")
@@ -686,6 +705,26 @@ def test_a_merge_that_fails_midway_leaves_no_partly_written_o(tmp_path, monkeypa
                             f"-o does not exist")
     assert len(copies) == 2
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [s1.name, s2.name]
+
+
+def test_list_plans_from_a_git_fstests_source_without_writing_the_cache(tmp_path, tmp_cache):
+    """`list` expands groups from a git source (it cloned it into the cache before): the tree is
+    checked out outside the cache for the plan and removed when the command ends."""
+    import glob
+    (tmp_path / "fstests" / "tests" / "generic").mkdir(parents=True)
+    (tmp_path / "fstests" / "tests" / "generic" / "363").write_text("#! /bin/bash\n_begin_fstest auto quick zero\n")
+    (tmp_path / "fstests" / "tests" / "generic" / "group.list").write_text("363 auto quick zero\n")
+    (tmp_path / "fstests" / "common").mkdir()
+    (tmp_path / "fstests" / "check").write_text("#! /bin/bash\n")
+    _fstests_git(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE + f"fstests: {{git: {tmp_path}/fstests.git, tests: ['-g zero']}}\nresults: {tmp_path}/results\n")
+    leftovers = set(glob.glob("/tmp/kharness-fstests-plan.*"))
+    out = harness("list", "-c", str(cfg), env={"KHARNESS_FSTESTS_SRC": ""}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "  ext4         generic/363 " in out.stdout       # the group, expanded from the git tree
+    assert not tmp_cache.exists() or not any(tmp_cache.iterdir())
+    assert set(glob.glob("/tmp/kharness-fstests-plan.*")) == leftovers
 
 
 # ------------------------------------------------------------------ console logs

@@ -21,7 +21,7 @@ from .output import (CaseResult, check_output_of, failure_detail, findings_in, f
 from .plan import FS_DIRS, FstestsTest, expand, expunged, plan, test_dirs, test_groups
 from .pull import ConsoleTail, history_file, load_history, save_history
 from .source import (BUILD_DEPS, ENV_SOURCE, GUEST_FSTESTS, RUNTIME_DEPS, SourceTree, Unavailable, build_image,
-                     image_extra, image_meta, resolve_source, _resolved)
+                     image_extra, image_meta, plan_source, resolve_source, _planned, _resolved)
 from .suite import FstestsSuite, Prepared
 
 __all__ = [
@@ -32,5 +32,5 @@ __all__ = [
     "FS_DIRS", "FstestsTest", "expand", "expunged", "plan", "test_dirs", "test_groups",
     "ConsoleTail", "history_file", "load_history", "save_history",
     "BUILD_DEPS", "ENV_SOURCE", "GUEST_FSTESTS", "RUNTIME_DEPS", "SourceTree", "Unavailable", "build_image",
-    "image_extra", "image_meta", "resolve_source", "_resolved", "FstestsSuite", "Prepared",
+    "image_extra", "image_meta", "plan_source", "resolve_source", "_planned", "_resolved", "FstestsSuite", "Prepared",
 ]

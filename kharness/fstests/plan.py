@@ -32,7 +32,7 @@ from ..errors import UserError
 from ..model import Job
 from .expunges import describe_kernel, for_variant, kernel_dirs, kernel_key, load as load_expunges
 from .config import FstestsConfig, fstests_config, parse_selector, section_name
-from .source import Unavailable, resolve_source
+from .source import Unavailable, plan_source
 
 SUITE = "fstests"
 _BEGIN_RE = re.compile(r"^_begin_fstest\b(.*)$", re.M)
@@ -200,7 +200,7 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
         raise UserError(f"{cfg.path}: variants: the config lists no variants for fstests to run on")
     n = repeat or cfg.repeat
     try:
-        src = resolve_source(fst)
+        src = plan_source(fst)
     except Unavailable:
         src = None
     table = load_expunges()
@@ -214,7 +214,14 @@ def plan(cfg, only: list[str] | None = None, variants: list[str] | None = None,
     planned = 0
     for v in vs:
         if src:
-            names, na = expand(src.path, selectors, v.fstype, groups)
+            try:
+                names, na = expand(src.path, selectors, v.fstype, groups)
+            except UserError as e:      # a git source is read from a checkout that is gone after the plan
+                if src.origin.startswith("git: ") and str(src.path) in str(e):
+                    label = src.origin.removeprefix("git: ")
+                    raise UserError(str(e).replace(f"{src.path}/tests", f"{label}'s tests/")
+                                    .replace(str(src.path), label)) from None
+                raise
         else:   # jobs that will report why fstests is unavailable
             names, na = [s.strip() for s in selectors], []
         skipped += [(v, FstestsTest(t, fst.test_timeout), why) for t, why in na]

@@ -2,12 +2,14 @@
 image it is built into (in a chroot of the rootfs, so it links against the guest's libraries)."""
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
 import shlex
 import shutil
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,16 +54,67 @@ _resolved: dict[tuple, SourceTree] = {}
 def resolve_source(fst: FstestsConfig | None, log: Path | None = None) -> SourceTree:
     """The fstests tree to build; raises Unavailable (naming the config key) when there is none.
     $KHARNESS_FSTESTS_SRC, when set, replaces the config's source (a URL: git with fstests.ref)."""
+    fst = _with_env(fst)
+    k = (fst.source, fst.git, fst.ref)
+    if k not in _resolved:
+        _resolved[k] = _local_source(fst.source) if fst.source else _git_source(fst.git, fst.ref, log)
+    return _resolved[k]
+
+
+def _with_env(fst: FstestsConfig | None) -> FstestsConfig:
     fst = fst or FstestsConfig()
     if env := os.environ.get(ENV_SOURCE, "").strip():
         url = "://" in env or env.startswith("git@")
         fst = dataclasses.replace(fst, source=None if url else env, git=env if url else None)
     if not (fst.source or fst.git):
         raise Unavailable(NO_SOURCE)
+    return fst
+
+
+_planned: dict[tuple, SourceTree] = {}
+
+
+def plan_source(fst: FstestsConfig | None) -> SourceTree:
+    """The tree a plan reads (test names, groups) without writing the cache, so `list`, and bad
+    input found while planning, leave nothing behind: a local tree as it is; a git source checked
+    out in a temporary directory outside the cache (from the cached mirror when a run made one,
+    as of that run's fetch; else cloned from the URL), removed when the process exits. A run's
+    prepare() then clones or fetches into the cache (resolve_source)."""
+    fst = _with_env(fst)
     k = (fst.source, fst.git, fst.ref)
-    if k not in _resolved:
-        _resolved[k] = _local_source(fst.source) if fst.source else _git_source(fst.git, fst.ref, log)
-    return _resolved[k]
+    if fst.source or k in _resolved:
+        return resolve_source(fst)
+    if k not in _planned:
+        _planned[k] = _git_plan_tree(fst.git, fst.ref)
+    return _planned[k]
+
+
+def _git_url(url: str) -> str:
+    return url if "://" in url or url.startswith("git@") else str(repo_path(url))
+
+
+def _git_plan_tree(url: str, ref: str) -> SourceTree:
+    u = _git_url(url)
+    mirror = cache.existing("fstests", "git", cache.digest(u)[:24] + ".git")
+    tmp = Path(tempfile.mkdtemp(prefix="kharness-fstests-plan."))
+    atexit.register(shutil.rmtree, tmp, True)
+    log, bare, tree = tmp / "git.log", tmp / "fstests.git", tmp / "tree"
+    origin = str(mirror) if mirror and (mirror / "HEAD").exists() else u
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    if proc.run(["git", "clone", "--bare", "--quiet", origin, str(bare)], log, check=False, env=env) != 0:
+        raise Unavailable(f"fstests.git: cannot clone {url} ({_last_line(log)}); set `fstests.git:` to a "
+                          f"reachable repository or `fstests.source:` to a local checkout")
+    try:
+        commit = proc.capture(["git", "-C", str(bare), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"]).strip()
+        tree.mkdir()
+        proc.run(["git", f"--git-dir={bare}", f"--work-tree={tree}", "checkout", "-q", "-f", commit, "--", "."],
+                 log, env=env)
+        tree_id = proc.capture(["git", "-C", str(bare), "rev-parse", f"{commit}^{{tree}}"]).strip()
+    except InfraError:
+        raise Unavailable(f"fstests.ref: {ref!r} is not a branch, tag or commit in {url}; set `fstests.ref:`")
+    if not _looks_like_fstests(tree):
+        raise Unavailable(f"fstests.git: {url} @ {ref} is not an fstests tree (no ./check, tests/)")
+    return SourceTree(tree, cache.digest("git-tree", tree_id), commit, f"git: {url} @ {ref}", None)
 
 
 def _looks_like_fstests(p: Path) -> bool:
@@ -115,9 +168,7 @@ def _walk(root: Path) -> list[str]:
 
 
 def _git_source(url: str, ref: str, log: Path | None) -> SourceTree:
-    u = url
-    if "://" not in url and not url.startswith("git@"):
-        u = str(repo_path(url))
+    u = _git_url(url)
     mirror = cache.cache_root() / "fstests" / "git" / (cache.digest(u)[:24] + ".git")
     logf = log or cache.cache_root() / "fstests" / "git.log"
     with cache.locked(f"fstests-git-{cache.digest(u)[:24]}"):

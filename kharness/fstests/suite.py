@@ -30,7 +30,8 @@ from .output import CaseResult, check_output_of, failure_detail, findings_in, fo
     case_outcome, judge_reported, judge_stopped, stopped_outcome, parse_check_output, parse_check_time, parse_xunit, test_starts, watchdog_for, windows
 from .plan import plan
 from .pull import ConsoleTail, copy_test_files, golden_and_bad, load_history, pull_results, save_history
-from .source import GUEST_FSTESTS, SourceTree, Unavailable, _last_line, build_image, image_meta, resolve_source
+from .source import GUEST_FSTESTS, SourceTree, Unavailable, _last_line, build_image, image_meta, plan_source, \
+    resolve_source
 
 NAME = "fstests"
 class FstestsSuite:
@@ -47,7 +48,7 @@ class FstestsSuite:
             # input, refused before anything is created. The config's own fstests.tests without a
             # source still run as errors naming fstests.source, beside the other jobs.
             try:
-                resolve_source(fstests_config(cfg))
+                plan_source(fstests_config(cfg))
             except Unavailable as e:
                 raise UserError(f"{', '.join(only)}: fstests is unavailable: {e}") from None
         return jobs, skipped
