@@ -14,7 +14,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: a line is never cut at the terminal's (or, piped, rich's default 80) columns: a log
+# reader greps stage, info and warning lines whole.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def stage(msg: str) -> None:
@@ -26,8 +28,9 @@ def info(msg: str) -> None:
 
 
 def warn(msg: str) -> None:
-    """One line whatever its length (a log reader greps for it), the message taken literally."""
-    console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True)
+    """One line whatever its length or the newlines in it (a log reader greps for it), the message
+    taken literally."""
+    console.print(f"[yellow]warning:[/yellow] {escape(' '.join(msg.splitlines()))}")
 
 
 class Progress:

@@ -9,7 +9,12 @@ manifest, values out of range (sizes, timeouts, counts, repeat), empty values an
 newlines, names given twice, build inputs (compiler, kconfig lines, fstests source) checked
 before the run directory exists, for run, repro, shell, build and nightly alike, special and
 huge files, broken history and broken records (`report`, and `report --merge` that must
-never write outside -o).
+never write outside -o). Then (the second probe): numbers longer than int() reads, names
+handed to apt and debootstrap, results: the checkout itself, `image` and `build` checked
+before their stage line, an fstests git source planned without writing the cache, the whole
+plan bounded, the cache's own files, nightly's lock after the whole preflight, bisect's
+preflight, signature and bisect.json, NaN and Infinity in records, history rows of the wrong
+type, merges all or nothing, warnings one line.
 
 Cases tested elsewhere, with a real kernel tree or at the API level:
     a patch that does not apply, a fragment option that does not exist
@@ -725,6 +730,17 @@ def test_list_plans_from_a_git_fstests_source_without_writing_the_cache(tmp_path
     assert "  ext4         generic/363 " in out.stdout       # the group, expanded from the git tree
     assert not tmp_cache.exists() or not any(tmp_cache.iterdir())
     assert set(glob.glob("/tmp/kharness-fstests-plan.*")) == leftovers
+
+
+def test_a_warning_is_one_line_whatever_its_length_or_newlines(capsys):
+    """rich wraps at 80 columns when stderr is not a terminal, and an exception's text may hold
+    newlines: a warning (and a stage or info line) is still one line a log reader can grep."""
+    from kharness import ui
+    ui.warn("rendering failed (" + "x" * 150 + "\nsecond line [red]not markup[/red])")
+    ui.info("y" * 150)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["warning: rendering failed (" + "x" * 150 + " second line [red]not markup[/red])",
+                     "    " + "y" * 150]
 
 
 # ------------------------------------------------------------------ console logs
