@@ -6,6 +6,8 @@ and no job in two shards. The merged record holds every job of the plan exactly 
 job no shard reports (a shard cut short) is listed as not run, never dropped. Job
 directories are copied; each shard's console log goes to shards/<shard run>/, and
 findings point there. The merged summary.json is written by report/record.py, like a run's.
+The merge is written into a directory beside OUT and renamed into place, so a merge cut short
+(a full disk) leaves no partial OUT.
 """
 from __future__ import annotations
 
