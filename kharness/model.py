@@ -33,7 +33,7 @@ class Finding:
     line: int      # 1-based line in the stream where the (first) report starts
     report: str    # the report's lines, prefixes removed
     count: int = 1
-    lines: list[int] = field(default_factory=list)   # start line of every occurrence
+    lines: list[int] = field(default_factory=list)   # start line of each occurrence (the first 1000: console.py)
     corrupted: bool = False   # the report was cut, interleaved or without a usable stack (syzbot's CORRUPTED)
     alt_titles: list[str] = field(default_factory=list)   # other titles syzbot may give the same report
 
