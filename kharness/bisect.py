@@ -69,7 +69,7 @@ def matches(run: Run, signature: str) -> bool:
     return signature in run.message or any(signature in t for t in run.titles)
 
 
-def is_clean(run: Run, signature: str) -> bool:
+def is_clean(run: Run) -> bool:
     """The run is evidence that the failure is absent: it ran and passed. A different failure
     is not (it may have stopped the job before the race could happen)."""
     return run.status == "pass"
@@ -103,7 +103,7 @@ class State:
         return sum(1 for r in self.at(k) if self.signature and matches(r, self.signature))
 
     def clean(self, k: int) -> int:
-        return sum(1 for r in self.at(k) if self.signature and is_clean(r, self.signature))
+        return sum(1 for r in self.at(k) if self.signature and is_clean(r))
 
     def rate(self) -> float:
         """The failure rate measured at the bad end: hits / (runs + 1)."""
@@ -113,8 +113,8 @@ class State:
 
 @dataclass(frozen=True)
 class Action:
-    """What to do next. kind: run (k, up to `runs` more, stop early when `stop_when` holds),
-    done (culprit k), refuse (why: one line), undecided (k, why)."""
+    """What to do next. kind: run (k; `runs`: how many more it may take, the runner asks again
+    after each), done (culprit k), refuse (why: one line), undecided (k, why)."""
     kind: str
     k: int | None = None
     runs: int = 0
@@ -124,7 +124,7 @@ class Action:
 @dataclass(frozen=True)
 class Decision:
     k: int
-    decision: str       # bad | good | undecided | pending
+    decision: str       # bad | good | undecided | pending | not reproduced (the bad end)
     runs: int
     hits: int
     clean: int
@@ -209,7 +209,7 @@ def decisions(state: State) -> list[Decision]:
     for k in sorted({r.k for r in state.runs}):
         if k == state.n:
             d = bad_end(state)
-            d = {"refuse": "good"}.get(d, d)
+            d = {"refuse": "not reproduced"}.get(d, d)
         else:
             d = decide(state, k) if state.signature and p > 0 else "pending"
         conf = 1.0 if d == "bad" else step_confidence(p, state.clean(k)) if p > 0 else 0.0

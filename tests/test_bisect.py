@@ -222,3 +222,16 @@ def test_a_deadlock_matches_by_any_of_its_hung_task_titles():
     assert not bisect.matches(Run(2, "hang", "INFO: task hung in writeback_iter",
                                   titles=("INFO: task hung in writeback_iter",)), sig)
     assert not bisect.matches(Run(2, "pass", "", titles=(sig,)), sig)     # a report in a passing job is not it
+
+
+def test_the_report_finds_a_matching_run_by_any_title(tmp_path):
+    """The report's "matching run" at a step uses the same rule as the decision: a run whose
+    verdict names another hung task of the deadlock still shows the signature."""
+    from kharness.report import bisect_report
+    sig = "INFO: task hung in jbd2_journal_commit_transaction"
+    data = {"signature": sig, "patches": [], "visits": [],
+            "decisions": [{"k": 1, "decision": "bad", "runs": 1, "hits": 1, "clean": 0, "confidence": 1.0}],
+            "runs": [{"k": 1, "status": "hang", "message": "INFO: task hung in writeback_iter", "dir": "steps/01-k01/x",
+                      "titles": ["INFO: task hung in writeback_iter", sig]}]}
+    (step,) = bisect_report.steps(data)
+    assert step.matching and step.matching["dir"] == "steps/01-k01/x"

@@ -7,6 +7,7 @@ that breakage in only part of its runs. Real builds (the candidates are incremen
 the 6.12 build tree the other e2e tests use; k = 0 is the default kernel), real boots."""
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import yaml
@@ -99,10 +100,10 @@ def test_a_job_not_in_the_plan_is_refused_before_anything_exists(bisection, tmp_
     _, _, cfg = bisection
     results = yaml.safe_load(cfg.read_text())["results"]
     before = sorted(p.name for p in (REPO / "results").glob("*")) if (REPO / "results").exists() else []
-    listed = sorted(p.name for p in __import__("pathlib").Path(results).glob("*"))
+    listed = sorted(p.name for p in Path(results).glob("*"))
     proc = harness("bisect", "-c", str(cfg), "--job", "ext4.eof-zeroing-short",
                    env={"KHARNESS_REPRODUCERS": str(FLAKY)}, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "no variant 'ext4'" in proc.stderr
-    assert sorted(p.name for p in __import__("pathlib").Path(results).glob("*")) == listed
+    assert sorted(p.name for p in Path(results).glob("*")) == listed
     assert (sorted(p.name for p in (REPO / "results").glob("*")) if (REPO / "results").exists() else []) == before

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import files
+from ..bisect import Run, matches
 from ..errors import UserError
 from .html import TEMPLATES, _env  # noqa: F401  (one Jinja2 environment for every page)
 
@@ -56,7 +57,8 @@ def steps(data: dict) -> list[Step]:
         k = d["k"]
         runs = [r for r in data["runs"] if r["k"] == k]
         visits = [v for v in data.get("visits", []) if v["k"] == k]
-        sig = data.get("signature") or "\0"
+        sig = data.get("signature")
+        shown = [Run(r["k"], r["status"], r["message"], titles=tuple(r.get("titles", ()))) for r in runs]
         statuses: dict[str, int] = {}
         for r in runs:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -64,8 +66,7 @@ def steps(data: dict) -> list[Step]:
                         round(sum(v.get("build_seconds", 0) for v in visits), 1),
                         all(v.get("cache_hit") for v in visits) if visits else False,
                         round(sum(v.get("run_seconds", 0) for v in visits), 1), statuses,
-                        next((r for r in runs if r["status"] not in ("pass", "error", "skip")
-                              and sig in r["message"]), None),
+                        next((r for r, s in zip(runs, shown) if sig and matches(s, sig)), None),
                         next((r for r in runs if r["status"] == "pass"), None)))
     return out
 
