@@ -245,7 +245,7 @@ class _Visit:
     def close(self, interrupted: bool = False) -> None:
         if self.session:
             self.session.close()
-        results.write_run(self.dir, self.b.cfg, self.kernel_art, self.session, self.jobs, self.results, [],
+        results.write_run(self.dir, self.b.cfg, self.kernel_art, [self.session] if self.session else [], self.jobs, self.results, [],
                           self.started, interrupted=interrupted, kind="bisect-step", quiet=True)
 
 

@@ -44,6 +44,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _guests(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    if not 1 <= n <= config.MAX_GUESTS:
+        raise argparse.ArgumentTypeError(f"give 1 to {config.MAX_GUESTS} guests, got {n}")
+    return n
+
+
 def _shard(text: str) -> tuple[int, int]:
     from .shard import parse
     try:
@@ -90,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=_duration, help="run each reproducer this long (90s, 10m, 2h)")
     r.add_argument("--shard", type=_shard, metavar="I/N",
                    help="run only shard I of N (deterministic split; merge with `report --merge`)")
+    r.add_argument("-j", "--jobs", dest="guests", type=_guests, metavar="N",
+                   help="run on N guests at once (override vm.parallel; default: what the host allows)")
 
     n = with_config(sub.add_parser("nightly", help="one unattended run: lock, optional git fetch, run, retention, summary.txt"))
     n.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="override vm.accel")
@@ -105,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--repeat", type=_positive, default=None)
     rp.add_argument("--duration", type=_duration, help="run for this long instead of the default iterations (10m)")
     rp.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    rp.add_argument("-j", "--jobs", dest="guests", type=_guests, metavar="N",
+                    help="run on N guests at once (each test's repeats stay on one guest)")
 
     bi = with_config(sub.add_parser("bisect", help="which patch of the series makes a job fail (copes with flaky races)"))
     bi.add_argument("--job", help="VARIANT.TEST to bisect, as `list` and junit.xml name it")
@@ -196,13 +210,13 @@ def _dispatch(args) -> int:
         return runner.cmd_list(cfg)
     if args.command == "run":
         return runner.cmd_run(cfg, only=args.only, accel=args.accel, repeat=args.repeat, duration=args.duration,
-                              shard=args.shard)
+                              shard=args.shard, parallel=args.guests)
     if args.command == "nightly":
         from . import nightly
         return nightly.cmd_nightly(cfg, accel=args.accel)
     if args.command == "repro":
         return runner.cmd_repro(cfg, args.name, fs=args.fs, repeat=args.repeat, accel=args.accel,
-                                duration=args.duration)
+                                duration=args.duration, parallel=args.guests)
     if args.command == "shell":
         return runner.cmd_shell(cfg, accel=args.accel)
     raise AssertionError(args.command)

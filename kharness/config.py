@@ -87,6 +87,7 @@ class VmConfig:
     kvm_banner_timeout: int = 20        # auto: no "Linux version" within this -> TCG
     hung_task_timeout: int = 10         # kernel.hung_task_timeout_secs in the guest
     cmdline: str = ""                   # appended to the kernel command line
+    parallel: int = 0                   # guests at once (run -j N); 0: what the host's cores and memory allow
 
 
 @dataclass
@@ -147,12 +148,14 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_REPEAT = 1000                       # repeat: and --repeat (each iteration is a job of its own)
 MAX_JOBS = 10000                        # jobs one plan may make (variants x tests x repeat): more is a slip
+MAX_GUESTS = 256                        # vm.parallel and -j: guests at once
 MAX_INT = 1_000_000                     # any other whole number in a config (seconds, counts)
 # Whole numbers with their own range (lo, hi); every other int in a config is 0..MAX_INT.
 _RANGE = {
     (KernelConfig, "jobs"): (0, 4096),
     (ThreadSeries, "revision"): (1, 1000),
     (VmConfig, "cpus"): (1, 255),                   # QEMU's pc machine
+    (VmConfig, "parallel"): (0, MAX_GUESTS),
     (VmConfig, "boot_timeout"): (1, 86400),
     (VmConfig, "kvm_banner_timeout"): (1, 3600),
     (VmConfig, "hung_task_timeout"): (1, 86400),    # 0 would turn hang detection off

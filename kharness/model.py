@@ -36,10 +36,11 @@ class Finding:
     lines: list[int] = field(default_factory=list)   # start line of each occurrence (the first 1000: console.py)
     corrupted: bool = False   # the report was cut, interleaved or without a usable stack (syzbot's CORRUPTED)
     alt_titles: list[str] = field(default_factory=list)   # other titles syzbot may give the same report
+    console: str = ""         # the console file `line` is in, when not the run's console.log (-j N: guest k's)
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "type": self.type, "title": self.title, "line": self.line,
-                "count": self.count, "report": self.report}
+                "count": self.count, "report": self.report, **({"console": self.console} if self.console else {})}
 
 
 @dataclass(frozen=True)
@@ -127,3 +128,4 @@ class JobResult:
     guest_seconds: float | None = None   # the command's own time inside the guest
     console_lines: tuple[int, int] | None = None
     detail: str = ""                     # the suite's failure text (fstests: .out.bad diff head)
+    console_file: str = "console.log"    # the guest's console file console_lines are in (-j N: console-k.log)

@@ -26,6 +26,7 @@ class ReproducerSuite:
     name = NAME
     image = None            # the base image: reproducers are uploaded into it per boot
     config_sections: dict = {}   # `tests:` is the run config's own key
+    guest_unit = "test"          # -j N: each test's jobs may go to any guest (its repeats together)
 
     def __init__(self, cat: dict[str, Reproducer] | None = None):
         self._cat = cat

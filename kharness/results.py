@@ -4,12 +4,14 @@
     summary.json    run metadata and every verdict (the machine-readable record)
     kernel.json     which kernel and patches produced these results
     console.log     the serial console of every boot, line numbers stable for the run
+                    (-j N: guest 1's; guest k writes console-k.log)
     jobs/<variant>/<job>/{stdout,stderr,console.txt,evidence.txt,verdict.json}
 results/latest points at the newest run. summary.json and verdict.json are written
 (and read) only by kharness/report/record.py; this module says what goes into them.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -73,8 +75,10 @@ def exit_status(job_results, jobs) -> int:
     return 0
 
 
-def run_properties(cfg: RunConfig, kernel_art, session) -> dict:
-    props = {"config": cfg.name, "accel": session.accel_note if session else ""}
+def run_properties(cfg: RunConfig, kernel_art, sessions) -> dict:
+    props = {"config": cfg.name, "accel": sessions[0].accel_note if sessions else ""}
+    if len(sessions) > 1:
+        props["guests"] = str(len(sessions))
     if kernel_art:
         m = kernel_art.meta
         props.update({"kernel_release": m["release"], "base_commit": m["base_commit"],
@@ -95,21 +99,22 @@ def run_properties(cfg: RunConfig, kernel_art, session) -> dict:
     return props
 
 
-def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_results, skipped, started: float,
+def write_run(run_dir: Path, cfg: RunConfig, kernel_art, sessions, jobs, job_results, skipped, started: float,
               interrupted: bool = False, setup_error: str | None = None, kind: str = "run",
               shard: str | None = None, plan: list[str] | None = None, quiet: bool = False) -> None:
     """Write summary.json (the run's record) for whatever finished, then render junit.xml,
-    report.html and summary.txt from it; called on every exit path."""
+    report.html and summary.txt from it; called on every exit path. sessions: the run's guest
+    slots (none when it never booted)."""
     # Jobs that never ran (interrupted, or the kernel/image never came) still appear: as errors.
     done = {r.job.id for r in job_results}
     not_run = [j for j in jobs if j.id not in done]
     why_not = "run interrupted before this job finished" if interrupted else (setup_error or "not run")
     outside = []
-    if session:
-        windows = [r.console_lines for r in job_results if r.console_lines]
-        outside = [f for f in session.analyzer.findings
-                   if not any(a <= f.line <= b for a, b in windows)]
-    props = run_properties(cfg, kernel_art, session)
+    for s in sessions:       # each guest's console: the windows of the jobs that ran on it
+        windows = [r.console_lines for r in job_results if r.console_lines and r.console_file == s.console_file]
+        outside += [dataclasses.replace(f, console=s.console_file if s.console_file != "console.log" else "")
+                    for f in s.analyzer.findings if not any(a <= f.line <= b for a, b in windows)]
+    props = run_properties(cfg, kernel_art, sessions)
     if kernel_art:
         shutil.copyfile(kernel_art.dir / "kernel.json", run_dir / "kernel.json")
     jobs_done = [record.job_from_result(r, run_dir) for r in job_results]
@@ -122,8 +127,8 @@ def write_run(run_dir: Path, cfg: RunConfig, kernel_art, session, jobs, job_resu
         seconds=round(time.time() - started, 1), interrupted=interrupted, properties=props,
         warn_is_failure=cfg.warn_is_failure,
         shard=shard, plan=plan if plan is not None else [j.id for j in jobs],
-        boots=session.boots if session else 0,
-        boot_seconds=[round(x, 2) for x in session.boot_seconds] if session else [],
+        boots=sum(s.boots for s in sessions),
+        boot_seconds=[round(x, 2) for s in sessions for x in s.boot_seconds],
         jobs=jobs_done,
         not_run=[record.NotRun(j.id, j.variant.name, j.name, why_not) for j in not_run],
         not_run_reason=why_not,
@@ -173,7 +178,7 @@ def _print_table(job_results, not_run, outside, repeats: dict[str, dict], run_di
     for j in not_run:
         t.add_row(j.variant.name, j.name, "error", "", "not run")
     for f in outside:
-        t.add_row("-", "(outside jobs)", f.kind, "", f.title)
+        t.add_row("-", f"(outside jobs{', ' + f.console if f.console else ''})", f.kind, "", f.title)
     ui.console.print(t)
     counts = _counts(job_results)
     ui.console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no jobs ran")

@@ -2,7 +2,8 @@
 
     suites.SUITES -> plan(cfg) -> [Job]     each suite plans its own jobs (variants x tests x iterations)
     suite.prepare(...)                      the image a suite's jobs need (fstests: built in)
-    Session                                 boots VMs (accel choice, fresh disks, console per boot)
+    Session                                 boots VMs (accel choice, fresh disks, console per boot); one per guest slot
+    guests.run_slots                        -j N: each slot's share (shard.by_guest) in a thread of its own
     prepared.run(session, jobs)             each job through lifecycle.watched, judged by verdict.judge
     results.write_job / write_run           verdict.json as each job ends; summary.json, reports
 """
@@ -12,14 +13,15 @@ import os
 import time
 from pathlib import Path
 
-from . import config, image, kernel, reproducers, results, suites, ui
+from . import config, guests, image, kernel, reproducers, results, suites, ui
 from . import series as series_mod
 from .config import RunConfig
 from .errors import InfraError, UserError
 from .lifecycle import disk_full_error
 from .model import Job, JobResult
 from .report import record
-from .session import Session, results_disk_full
+from . import shard as sharding
+from .session import Accel, Session
 
 RESERVE_BYTES = 8 << 20       # kept allocated in the run directory until junit.xml/summary.json are written
 
@@ -63,33 +65,53 @@ def _prepare_artifacts(cfg: RunConfig, run_dir: Path):
     return k, img
 
 
-def start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: list[Job], accel: str | None):
-    """Each suite prepares what its jobs need; the session boots the image one of them built
-    (fstests: the base image with fstests in it, a superset), else the base image."""
+def start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: list[Job], accel: str | None,
+                  slots: int = 1):
+    """Each suite prepares what its jobs need; the sessions (one per guest slot, sharing the
+    accelerator choice) boot the image one of them built (fstests: the base image with
+    fstests in it, a superset), else the base image."""
     prepared = []
     for suite in suites.SUITES:
         mine = [j for j in jobs if j.suite == suite.name]
         if mine:
             prepared.append((suite.prepare(cfg, run_dir, mine), mine))
     img = next((p.image for p, _ in prepared if p.image), image_art)
-    return Session(cfg, run_dir, kernel_art, img, accel), prepared
+    shared = Accel(accel or cfg.vm.accel)
+    sessions = [Session(cfg, run_dir, kernel_art, img, shared, guest=i) for i in range(1, slots + 1)]
+    return (sessions[0] if slots == 1 else sessions), prepared
 
 
-def _execute_all(session: Session, prepared, job_results: list[JobResult]) -> str | None:
-    """Run the jobs, suite by suite; each result is appended and written as it finishes (kept on
-    interrupt). Returns why the run must stop early (the results disk is full), else None."""
-    run_dir = session.run_dir
+def _execute_all(sessions: list[Session], prepared, job_results: list[JobResult],
+                 recorded: dict[str, float] | None = None) -> str | None:
+    """Run the jobs on the sessions' guests (each slot its share, suite by suite); each result
+    is appended and written as it finishes (kept on interrupt). Returns why the run must stop
+    early (the results disk is full), else None."""
+    n = len(sessions)
+    shares = [[] for _ in sessions]
     for p, jobs in prepared:
-        for r in p.run(session, jobs):
-            job_results.append(r)
-            ui.info(results.one_line(r))
-            results.write_job(r, run_dir)
-            if disk_full := session.stream.error or results_disk_full(run_dir):
-                return disk_full    # the remaining jobs could neither keep their evidence nor be judged
-    return None
+        split = sharding.by_guest(jobs, n, recorded or {}, suites.guest_unit) if n > 1 else [jobs]
+        for share, mine in zip(shares, split):
+            share.append((p, mine))
+    if n > 1:
+        for i, share in enumerate(shares):
+            ids = [j.id for _, jobs in share for j in jobs]
+            ui.info(f"guest {i + 1}: {len(ids)} job(s): {', '.join(ids) or 'none'}")
+    sink = guests.Collector(sessions[0].run_dir, job_results)
+    try:
+        guests.run_slots(sessions, shares, sink)
+    finally:
+        order = {j.id: i for i, j in enumerate(j for _, jobs in prepared for j in jobs)}
+        job_results.sort(key=lambda r: order.get(r.job.id, len(order)))   # plan order, as a serial run has them
+    return sink.stop_reason
 
 
-def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], skipped, accel: str | None) -> None:
+def _start_sessions(cfg, run_dir, kernel_art, image_art, jobs, accel, slots) -> tuple[list[Session], list]:
+    sessions, prepared = start_session(cfg, run_dir, kernel_art, image_art, jobs, accel, slots)
+    return (sessions if isinstance(sessions, list) else [sessions]), prepared
+
+
+def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], skipped, accel: str | None,
+                  slots: int = 1, recorded: dict[str, float] | None = None) -> None:
     """The same jobs on the same base without the series (config `baseline:`), in run_dir/baseline."""
     base_dir = run_dir / "baseline"
     base_dir.mkdir()
@@ -97,52 +119,53 @@ def _run_baseline(cfg: RunConfig, run_dir: Path, image_art, jobs: list[Job], ski
     ui.stage(f"baseline: the same {len(jobs)} job(s) on the base with series "
              f"{', '.join(series_mod.series_label(e) for e in series) or 'none'}")
     started = time.time()
-    kernel_art, session, job_results, interrupted = None, None, [], False
+    kernel_art, sessions, job_results, interrupted = None, [], [], False
     try:
         kernel_art, hit = kernel.build_kernel(cfg.kernel, base_dir, series_override=series)
         ui.info(f"{'cache hit' if hit else 'built'}: {kernel_art.release} ({kernel_art.dir})")
-        session, prepared = start_session(cfg, base_dir, kernel_art, image_art, jobs, accel)
-        _execute_all(session, prepared, job_results)
+        sessions, prepared = _start_sessions(cfg, base_dir, kernel_art, image_art, jobs, accel, slots)
+        _execute_all(sessions, prepared, job_results, recorded)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        if session:
-            session.close()
-        results.write_run(base_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
+        for s in sessions:
+            s.close()
+        results.write_run(base_dir, cfg, kernel_art, sessions, jobs, job_results, skipped, started,
                           interrupted=interrupted, kind="baseline",
                           setup_error=None if kernel_art else "baseline kernel build did not finish")
 
 
 def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label: str, kind: str = "run",
-             shard: tuple[int, int] | None = None, run_dir: Path | None = None) -> int:
-    """Run jobs (this shard's, with --shard) and write the run directory; exit status as `run`."""
-    preflight(cfg)                               # bad input: one line before anything is created
+             shard: tuple[int, int] | None = None, run_dir: Path | None = None, parallel: int | None = None) -> int:
+    """Run jobs (this shard's, with --shard) on `parallel` guests at once (-j; None: vm.parallel,
+    else auto) and write the run directory; exit status as `run`."""
+    root = preflight(cfg)                        # bad input: one line before anything is created
     plan_ids = [j.id for j in jobs]
+    recorded = _recorded_durations(cfg, root)   # shards and guests balance by them
     if shard:
-        from . import shard as sharding
-        from .report.history import History
-        with History(results.results_root(cfg)) as h:
-            recorded = h.mean_durations(cfg.name)
         jobs, skipped = sharding.select(jobs, skipped, shard, recorded)
         label, kind = f"{label}-shard{shard[0]}of{shard[1]}", "shard"
+    slots, why = guests.count(cfg, parallel, len({suites.guest_unit(j) for j in jobs}))
+    guests.check_room(cfg, slots, root)
     run_dir = run_dir or results.new_run_dir(cfg, label)
     reserve = _reserve(run_dir)
     ui.stage(f"run {run_dir}" + (f" (shard {shard[0]}/{shard[1]}: {len(jobs)} of {len(plan_ids)} jobs)" if shard else ""))
     started = time.time()
-    session = None
+    sessions: list[Session] = []
     job_results: list[JobResult] = []
     kernel_art = None
     interrupted = False
     disk_full = None
     try:
         kernel_art, image_art = _prepare_artifacts(cfg, run_dir)
-        ui.stage(f"{len(jobs)} job(s)")
-        session, prepared = start_session(cfg, run_dir, kernel_art, image_art, jobs, accel)
-        disk_full = _execute_all(session, prepared, job_results)
-        session.close()
+        ui.stage(f"{len(jobs)} job(s)" + (f" on {slots} guests at once ({why})" if slots > 1 else ""))
+        sessions, prepared = _start_sessions(cfg, run_dir, kernel_art, image_art, jobs, accel, slots)
+        disk_full = _execute_all(sessions, prepared, job_results, recorded)
+        for s in sessions:
+            s.close()
         if cfg.baseline and jobs and not disk_full:
-            _run_baseline(cfg, run_dir, image_art, jobs, skipped, accel)
+            _run_baseline(cfg, run_dir, image_art, jobs, skipped, accel, slots, recorded)
     except KeyboardInterrupt:
         interrupted = True
     except OSError as e:
@@ -150,8 +173,8 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
             raise
         disk_full = f"results disk full: {e.filename or run_dir}: {e.strerror}"
     finally:
-        if session:
-            session.close()
+        for s in sessions:
+            s.close()
         reserve.unlink(missing_ok=True)
         setup_error = None
         if disk_full:
@@ -163,7 +186,7 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
             for r in job_results:       # a verdict.json that the full disk cut short
                 if not record.is_job_written(r.dir):
                     results.write_job(r, run_dir)
-            results.write_run(run_dir, cfg, kernel_art, session, jobs, job_results, skipped, started,
+            results.write_run(run_dir, cfg, kernel_art, sessions, jobs, job_results, skipped, started,
                               interrupted=interrupted, setup_error=setup_error, kind=kind,
                               shard=f"{shard[0]}/{shard[1]}" if shard else None, plan=plan_ids)
         except OSError as e:
@@ -178,24 +201,35 @@ def run_jobs(cfg: RunConfig, jobs: list[Job], skipped, accel: str | None, label:
     return results.exit_status(job_results, jobs)
 
 
+def _recorded_durations(cfg: RunConfig, root: Path) -> dict[str, float]:
+    """Mean seconds per job from results/history.sqlite (none yet: {}; nothing is created)."""
+    from .report.history import DB_NAME, History
+    if not (root / DB_NAME).exists():
+        return {}
+    with History(root) as h:
+        return h.mean_durations(cfg.name)
+
+
 def cmd_run(cfg: RunConfig, only=None, accel=None, repeat=None, duration=None, shard=None, kind="run",
-            run_dir: Path | None = None) -> int:
+            run_dir: Path | None = None, parallel: int | None = None) -> int:
     jobs, skipped = plan(cfg, only, repeat=repeat, duration=duration)
     if not (jobs or skipped):
         if not (cfg.tests or only):
             raise UserError(f"{cfg.path}: tests: the config lists no tests")
         raise UserError(f"{cfg.path}: tests: nothing to run (no tests, no fstests.tests, or --only matched none)")
-    return run_jobs(cfg, jobs, skipped, accel, cfg.name, kind=kind, shard=shard, run_dir=run_dir)
+    return run_jobs(cfg, jobs, skipped, accel, cfg.name, kind=kind, shard=shard, run_dir=run_dir, parallel=parallel)
 
 
-def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, duration=None) -> int:
+def cmd_repro(cfg: RunConfig, name: str, fs=None, repeat=None, accel=None, duration=None,
+              parallel: int | None = None) -> int:
     """One test by name (a reproducer, or an fstests test like generic/363), on the chosen variants."""
     suite = suites.owner(name)
     jobs, skipped = suite.plan(cfg, [name], variants=fs, repeat=repeat, duration=duration)
     if not jobs:
         reasons = "; ".join(r for _, _, r in skipped)
         raise UserError(f"{name} applies to none of the chosen variants: {reasons}")
-    return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{jobs[0].test.name.replace('/', '-')}", kind="repro")
+    return run_jobs(cfg, jobs, skipped, accel, f"{cfg.name}-{jobs[0].test.name.replace('/', '-')}", kind="repro",
+                    parallel=parallel)
 
 
 def cmd_list(cfg: RunConfig) -> int:

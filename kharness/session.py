@@ -1,8 +1,13 @@
-"""A run's guests, one at a time: boot (KVM when it really works, else TCG), the console
-stream and its analyzers, the open job window, and the variant's test filesystem.
+"""One guest slot of a run: its guests one at a time: boot (KVM when it really works, else
+TCG), the console stream and its analyzers, the open job window, and the variant's test
+filesystem.
 
 After a hang, a crash, a timeout or a lost connection the lifecycle stops the guest and
 the next job gets a freshly booted one: one deadlock never poisons later jobs.
+
+A run with `-j N` has N sessions (guest 1..N), each with its own console file, VM
+directory, disks, ssh port and QMP socket; they share one Accel, so the KVM probe boots
+once for the whole run. Guest 1's files keep the serial names (console.log, vm/).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import os
 import shlex
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,22 +60,40 @@ exit $rc
 """
 
 
-class Session:
-    """Boots guests for a run, one at a time; knows which variant the test disk holds."""
+class Accel:
+    """The run's accelerator, chosen once for all its guests: the first guest to boot under
+    `auto` probes KVM (boots it, falls back to TCG on a stall) while the others wait."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, kernel_art, image_art, accel: str | None):
+    def __init__(self, pref: str):
+        self.pref = pref
+        self.chosen: str | None = None
+        self.note = ""
+        self.lock = threading.Lock()
+
+
+def console_name(guest: int) -> str:
+    """Guest 1 writes console.log (as a serial run does), guest k console-k.log."""
+    return "console.log" if guest == 1 else f"console-{guest}.log"
+
+
+class Session:
+    """Boots guests for one slot of a run, one at a time; knows which variant the test disk holds."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, kernel_art, image_art, accel: str | Accel | None,
+                 guest: int = 1):
         self.cfg = cfg
         self.run_dir = run_dir
         self.kernel = kernel_art
         self.image = image_art
-        self.accel_pref = accel or cfg.vm.accel
-        self.accel: str | None = None
-        self.accel_note = ""
+        self.guest_no = guest
+        self.shared_accel = accel if isinstance(accel, Accel) else Accel(accel or cfg.vm.accel)
+        self.aborted = False            # the run is being stopped (Ctrl-C, another guest's error): boot no more
         self.analyzer = ConsoleAnalyzer()          # the whole run: findings outside any job
         self.job_analyzer: ConsoleAnalyzer | None = None
         self.window_start = 0
         self.window_offset: int | None = None    # byte offset of the window's first line in console.log
-        self.stream = vm.ConsoleStream(run_dir / "console.log", self._feed)
+        self.console_file = console_name(guest)
+        self.stream = vm.ConsoleStream(run_dir / self.console_file, self._feed)
         self.vm: vm.Vm | None = None
         self.guest: Guest | None = None
         self.boots = 0
@@ -79,9 +103,22 @@ class Session:
         self.mounted: Variant | None = None
         self.cannot_mount: dict[str, str] = {}
         self.uploads: dict[str, Path] = {}
-        self.vm_dir = run_dir / "vm"
+        self.vm_dir = run_dir / ("vm" if guest == 1 else f"vm-{guest}")
         self.vm_dir.mkdir(mode=0o700, exist_ok=True)
+        self.qemu_log = run_dir / ("qemu.log" if guest == 1 else f"qemu-{guest}.log")
         self.sock_dir: Path | None = None
+
+    @property
+    def accel(self) -> str | None:
+        return self.shared_accel.chosen
+
+    @property
+    def accel_note(self) -> str:
+        return self.shared_accel.note
+
+    @property
+    def accel_pref(self) -> str:
+        return self.shared_accel.pref
 
     def _feed(self, text: str) -> None:
         # Called by the console tail with stream.cond held, so findings stay consistent.
@@ -124,6 +161,8 @@ class Session:
             return self.guest
         self.stop()
         while True:
+            if self.aborted:
+                raise InfraError("the run is stopping: no more boots")
             if self.boot_failures >= MAX_BOOT_FAILURES:
                 raise InfraError(f"not booting again after {self.boot_failures} failed boots in a row: "
                                  f"{self.last_boot_error}")
@@ -146,19 +185,24 @@ class Session:
             return guest
 
     def _boot(self) -> Guest:
-        if self.accel is None:
-            self.accel, self.accel_note = self._choose_accel()
-            if self.accel == "kvm":
-                guest = self._try_boot("kvm", banner_timeout=self.cfg.vm.kvm_banner_timeout,
-                                       fallback_ok=self.accel_pref == "auto")
-                if guest:
-                    return guest
-                self.accel = "tcg"
-                reason = f"KVM: no kernel banner within {self.cfg.vm.kvm_banner_timeout} s"
-                self.accel_note = f"tcg (fell back: {reason}; remembered in {vm._probe_file()})"
-                ui.warn(f"{reason}; falling back to TCG")
-                vm.remember_kvm_failure(reason)
-        guest = self._try_boot(self.accel, banner_timeout=self.cfg.vm.boot_timeout, fallback_ok=False)
+        acc = self.shared_accel
+        if acc.chosen is None:
+            with acc.lock:            # the other guests wait for the probe
+                if acc.chosen is None:
+                    chosen, note = self._choose_accel()
+                    if chosen == "kvm":
+                        guest = self._try_boot("kvm", banner_timeout=self.cfg.vm.kvm_banner_timeout,
+                                               fallback_ok=self.accel_pref == "auto")
+                        if guest:
+                            acc.chosen, acc.note = chosen, note
+                            return guest
+                        chosen = "tcg"
+                        reason = f"KVM: no kernel banner within {self.cfg.vm.kvm_banner_timeout} s"
+                        note = f"tcg (fell back: {reason}; remembered in {vm._probe_file()})"
+                        ui.warn(f"{reason}; falling back to TCG")
+                        vm.remember_kvm_failure(reason)
+                    acc.chosen, acc.note = chosen, note
+        guest = self._try_boot(acc.chosen, banner_timeout=self.cfg.vm.boot_timeout, fallback_ok=False)
         assert guest
         return guest
 
@@ -195,9 +239,10 @@ class Session:
                              memory=self.cfg.vm.memory, cpus=self.cfg.vm.cpus, accel=accel,
                              cmdline=vm.kernel_cmdline(self.cfg.vm.hung_task_timeout, self.cfg.vm.cmdline),
                              ssh_port=vm.free_port(), console=self.vm_dir / f"boot-{n}.console",
-                             qmp=self.sock_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}")
+                             qmp=self.sock_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}" +
+                             (f"-g{self.guest_no}" if self.guest_no > 1 else ""))
             self.stream.new_boot(f"boot {n} ({accel}, ssh port {spec.ssh_port})")
-            machine = vm.Vm(spec, self.stream, self.run_dir / "qemu.log")
+            machine = vm.Vm(spec, self.stream, self.qemu_log)
             start = time.monotonic()
             with ui.progress(f"booting {self.kernel.release} ({accel})") as p:
                 p.update("starting QEMU")
@@ -243,6 +288,14 @@ class Session:
             self.vm.kill()
             self.vm = None
         self.mounted = None
+
+    def abort(self) -> None:
+        """From another thread (the run is stopping): kill this slot's QEMU so that a job
+        waiting on it returns, and boot no more. The slot's own thread cleans up."""
+        self.aborted = True
+        machine = self.vm
+        if machine:
+            machine.kill()
 
     def close(self) -> None:
         self.stop()

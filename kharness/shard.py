@@ -1,4 +1,5 @@
-"""--shard i/N: split a run's jobs over N machines (or N CI jobs), deterministically.
+"""--shard i/N: split a run's jobs over N machines (or N CI jobs), deterministically;
+and `-j N`: the same split of one run's jobs over its N guests (by_guest).
 
 Jobs are split by variant.test (all repeats of a job stay together, so their
 k-of-N tally stays in one shard), longest first onto the least-loaded shard
@@ -39,18 +40,18 @@ def assign(weights: dict[str, float], n: int) -> dict[str, int]:
     return out
 
 
-def weights(jobs, recorded: dict[str, float]) -> dict[str, float]:
+def weights(jobs, recorded: dict[str, float], unit=None) -> dict[str, float]:
     """Seconds each variant.test is expected to take, over all its iterations.
 
     Recorded means where history has them; a job history has not seen yet gets the
     median of the known ones (or, with no history at all, its timeout: a consistent guess)."""
+    unit = unit or _key
     known = [recorded[k] for k in {_key(j) for j in jobs} if k in recorded]
     fallback = statistics.median(known) if known else None
     out: dict[str, float] = {}
     for j in jobs:
-        k = _key(j)
-        per_run = recorded.get(k, fallback if fallback is not None else float(j.timeout))
-        out[k] = out.get(k, 0.0) + per_run
+        per_run = recorded.get(_key(j), fallback if fallback is not None else float(j.timeout))
+        out[unit(j)] = out.get(unit(j), 0.0) + per_run
     return out
 
 
@@ -64,3 +65,13 @@ def select(jobs, skipped, shard: tuple[int, int], recorded: dict[str, float]):
     where = assign(weights(jobs, recorded), n)
     mine = [j for j in jobs if where[_key(j)] == i]
     return mine, (skipped if i == 1 else [])
+
+
+def by_guest(jobs, n: int, recorded: dict[str, float], unit) -> list[list]:
+    """`-j N`: the jobs of each of n guests, in run order. unit(job) names what must share a
+    guest (suites.guest_unit: a reproducer's variant.test with all its repeats; all of a
+    variant's fstests, which share one ./check and its check.time). Units go longest first
+    onto the least-loaded guest (assign); a guest then runs its jobs in plan order, which is
+    grouped by variant, so each guest makes a variant's test filesystem once."""
+    where = assign(weights(jobs, recorded, unit), n)
+    return [[j for j in jobs if where[unit(j)] == i] for i in range(1, n + 1)]

@@ -26,6 +26,7 @@ class Prepared(Protocol):
 class Suite(Protocol):
     name: str
     config_sections: dict        # top-level config key -> (dataclass, check(cfg, path))
+    guest_unit: str              # -j N: "test" (a test's repeats share a guest) or "variant" (all its jobs do)
 
     def owns(self, name: str) -> bool:
         """Is a name given on the command line (--only, repro) one of this suite's tests?"""
@@ -58,6 +59,14 @@ def split_only(only: list[str] | None) -> dict[str, list[str] | None]:
         owner = next(s for s in SUITES if s.owns(n))
         out[owner.name].append(n)
     return out
+
+
+def guest_unit(job: Job) -> str:
+    """What must run on the same guest as this job (`-j N`, shard.by_guest): the suite says
+    whether its jobs of one variant share state in the guest (fstests: one ./check, its
+    results and check.time) or only a test's own repeats belong together (reproducers)."""
+    together = BY_NAME[job.suite].guest_unit
+    return f"{job.variant.name}.{job.test.name}" if together == "test" else f"{job.variant.name}.{job.suite}"
 
 
 def owner(name: str) -> Suite:

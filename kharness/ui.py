@@ -6,6 +6,7 @@ plain lines otherwise), so that modules only say *what* happened.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -18,19 +19,33 @@ from rich.text import Text
 # reader greps stage, info and warning lines whole.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# -j N: each guest's thread says which guest it speaks for ("guest 2: ..."); its progress
+# lines are plain (one live line at a time is all a terminal shows).
+_thread = threading.local()
+
+
+def set_guest(label: str | None) -> None:
+    """Prefix what this thread says with `label: ` (None: no prefix)."""
+    _thread.label = label
+
+
+def _tag() -> str:
+    label = getattr(_thread, "label", None)
+    return f"{label}: " if label else ""
+
 
 def stage(msg: str) -> None:
-    console.print(f"[bold]==>[/bold] {msg}")
+    console.print(f"[bold]==>[/bold] {_tag()}{msg}")
 
 
 def info(msg: str) -> None:
-    console.print(f"    {msg}")
+    console.print(f"    {_tag()}{msg}")
 
 
 def warn(msg: str) -> None:
     """One line whatever its length or the newlines in it (a log reader greps for it), the message
     taken literally."""
-    console.print(f"[yellow]warning:[/yellow] {escape(' '.join(msg.splitlines()))}")
+    console.print(f"[yellow]warning:[/yellow] {escape(_tag() + ' '.join(msg.splitlines()))}")
 
 
 class Progress:
@@ -66,8 +81,9 @@ class Progress:
 
 @contextmanager
 def progress(label: str):
+    label = _tag() + label
     p = Progress(label)
-    if console.is_terminal:
+    if console.is_terminal and not _tag():
         with Live(p._text(), console=console, refresh_per_second=4, transient=True) as live:
             p._live = live
             yield p

@@ -32,6 +32,9 @@ NEVER = {
     "kharness.results": ("kharness.runner", "kharness.suites", "kharness.fstests", "kharness.reproducers"),
     "kharness.bisect": "kharness.*",                        # the decision rule is pure
     "kharness.runner": ("kharness.bisect_run",),
+    # the slots' threads know sessions and results, never which suite a job is
+    "kharness.guests": ("kharness.runner", "kharness.suites", "kharness.fstests", "kharness.reproducers",
+                        "kharness.lifecycle", "kharness.bisect_run"),
 }
 
 

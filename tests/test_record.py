@@ -60,10 +60,11 @@ def write_recorded_run(tmp_path: Path, warn_is_failure: bool) -> Path:
             outcome=Outcome(j.exit_status, j.duration, j.timed_out), dir=run_dir / j.dir,
             guest_seconds=j.guest_seconds, console_lines=tuple(j.console_lines), detail=j.detail))
     session = SimpleNamespace(analyzer=SimpleNamespace(findings=[real_warning()]), boots=recorded.boots,
-                              boot_seconds=recorded.boot_seconds, accel_note=recorded.properties["accel"])
+                              boot_seconds=recorded.boot_seconds, accel_note=recorded.properties["accel"],
+                              console_file="console.log")
     for r in job_results:
         results.write_job(r, run_dir)
-    results.write_run(run_dir, cfg, None, session, jobs, job_results, [], time.time() - recorded.seconds,
+    results.write_run(run_dir, cfg, None, [session], jobs, job_results, [], time.time() - recorded.seconds,
                       quiet=True)
     return run_dir
 

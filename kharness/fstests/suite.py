@@ -37,6 +37,7 @@ NAME = "fstests"
 class FstestsSuite:
     name = NAME
     config_sections = {"fstests": (FstestsConfig, check_config)}
+    guest_unit = "variant"       # -j N: a variant's tests run in one ./check (its results/, check.time)
 
     def owns(self, name: str) -> bool:
         return is_selector(name)

@@ -45,13 +45,13 @@ def _seconds(x: float | None) -> str:
     return f"{x or 0:.3f}"
 
 
-def evidence_text(findings: list[Finding]) -> str:
-    return "\n\n".join(f"{f.title} (console.log line {f.line}, seen {f.count}x)\n{f.report}" for f in findings)
+def evidence_text(findings: list[Finding], console_file: str = "console.log") -> str:
+    return "\n\n".join(f"{f.title} ({console_file} line {f.line}, seen {f.count}x)\n{f.report}" for f in findings)
 
 
 def _case(parent: ET.Element, rec: RunRecord, j: JobRecord) -> None:
     tc = ET.SubElement(parent, "testcase", name=j.name, classname=j.variant, time=_seconds(j.duration))
-    evidence = evidence_text(j.findings)
+    evidence = evidence_text(j.findings, j.console_file)
     if j.status in FAILURES:
         el = ET.SubElement(tc, "failure", message=_xml_text(j.message or j.status), type=j.status)
         el.text = _xml_text("\n\n".join(x for x in (j.detail, evidence) if x) or j.message)
@@ -115,7 +115,7 @@ def render(rec: RunRecord, labels: dict[str, str]) -> str:
                 # A kernel problem during boot or between jobs belongs to no job, but must not vanish.
                 tc = ET.SubElement(suite, "testcase", name="outside-jobs", classname="kernel", time="0.000")
                 serious = [f for f in item if f.kind in ("crash", "hang") or (f.kind == "warn" and rec.warn_is_failure)]
-                text = "\n\n".join(f"{f.title} (console.log line {f.line})\n{f.report}" for f in item)
+                text = "\n\n".join(f"{f.title} ({f.console or 'console.log'} line {f.line})\n{f.report}" for f in item)
                 if serious:
                     el = ET.SubElement(tc, "failure", message=_xml_text(serious[0].title), type=serious[0].kind)
                     el.text = _xml_text(text)

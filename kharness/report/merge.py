@@ -78,8 +78,8 @@ def merge_into(recs: list[record.RunRecord], out: Path, kind: str) -> record.Run
     for r in recs:
         shard_dir = Path("shards") / r.name
         (out / shard_dir).mkdir(parents=True)
-        for name in _SHARD_FILES:
-            if (r.dir / name).exists():
+        for name in _SHARD_FILES + tuple(sorted({j.console_file for j in r.jobs} - {"console.log"})):
+            if (r.dir / name).is_file():        # -j N: guest k's console-k.log too
                 shutil.copy2(r.dir / name, out / shard_dir / name)
         for j in r.jobs:
             if (r.dir / j.dir).is_dir():
@@ -90,7 +90,8 @@ def merge_into(recs: list[record.RunRecord], out: Path, kind: str) -> record.Run
             if (na.variant, na.test) not in seen_na:
                 seen_na.add((na.variant, na.test))
                 not_applicable.append(na)
-        outside += [replace(f, title=f"{f.title} (shard {r.shard})") for f in r.findings_outside]
+        outside += [replace(f, title=f"{f.title} (shard {r.shard})", console=str(shard_dir / (f.console or "console.log")))
+                    for f in r.findings_outside]
         boot_seconds += r.boot_seconds
     plan = recs[0].plan
     reported = {j.id for j in jobs} | {n.id for n in not_run}

@@ -154,7 +154,7 @@ def job_from_result(r: JobResult, run_dir: Path) -> JobRecord:
         timed_out=o.timed_out if o else False,
         console_lines=list(r.console_lines) if r.console_lines else None,
         findings=[finding_from_json(f.to_json()) for f in r.verdict.findings],
-        detail=r.detail)
+        detail=r.detail, console_file=r.console_file)
 
 
 def write_job_record(r: JobResult, run_dir: Path) -> JobRecord:
@@ -230,7 +230,7 @@ class RecordError(ValueError):
 # fields ("key?": optional, "*": any other key). Records are checked against it before use, so a
 # hand-edited or crafted file is one line naming the field, never a crash in a report.
 _NUM = (int, float)
-_FINDING = {"kind": str, "type?": str, "title": str, "line": int, "report?": str, "count?": int}
+_FINDING = {"kind": str, "type?": str, "title": str, "line": int, "report?": str, "count?": int, "console?": str}
 _JOB = {"job": str, "variant": str, "test": str, "iteration?": int, "repeat?": (int, None), "dir?": (str, None),
         "status": str, "message?": str, "expected?": str, "duration?": (_NUM, None), "exit_status?": (int, None),
         "findings?": [_FINDING], "console_lines?": (None, [int]), "detail?": str, "console_file?": str,
@@ -364,7 +364,7 @@ def _check_run(data: dict) -> None:
 
 def finding_from_json(d: dict) -> Finding:
     return Finding(kind=d["kind"], type=d.get("type", ""), title=d["title"], line=d["line"],
-                   report=d.get("report", ""), count=d.get("count", 1))
+                   report=d.get("report", ""), count=d.get("count", 1), console=d.get("console", ""))
 
 
 def job_record(d: dict) -> JobRecord:

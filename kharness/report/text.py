@@ -76,7 +76,7 @@ def summary(v: "RunView") -> str:
         out.append(f"Not run: {len(rec.not_run)} ({rec.not_run_reason})")
         out += [f"  {n.id}" for n in rec.not_run]
     for f in rec.findings_outside:
-        out.append(f"Outside any job: {f.title} (console.log line {f.line})"
+        out.append(f"Outside any job: {f.title} ({f.console or 'console.log'} line {f.line})"
                    + (" (recorded only: warn_is_failure is false)" if f.kind == "warn" and not rec.warn_is_failure else ""))
     if not (v.new_failures or still or rec.not_run or rec.findings_outside):
         out.append("Everything passed.")
