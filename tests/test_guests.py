@@ -231,5 +231,8 @@ def test_findings_outside_jobs_name_the_guest_console_they_are_in(tmp_path):
     hangs = [f for f in rec.findings_outside if f.kind == "hang"]
     assert hangs and all(f.console == "console-2.log" for f in hangs)
     assert "console-2.log line" in (run_dir / "summary.txt").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert '<a href="console-2.log">guest 2\'s</a>' in page and "console-2.log line" in page
+    assert rec.properties["guests"] == "2"
     for s in (one, two):
         s.close()
