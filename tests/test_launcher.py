@@ -25,3 +25,33 @@ def test_launcher_runs_the_checkouts_python_directly(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "harness.py"), "--help"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and "usage: harness.py" in out.stdout
+
+
+def test_bytecode_goes_under_the_venv_even_with_dontwritebytecode():
+    """PYTHONDONTWRITEBYTECODE made every run compile kharness' own modules again: harness.py
+    keeps their bytecode in .venv/pycache instead, and writes none into the checkout."""
+    venv = REPO / ".venv"
+    if not (venv / "bin" / "python").exists():
+        import pytest
+        pytest.skip("no .venv")
+
+    def in_checkout():
+        return {p: p.stat().st_mtime_ns for p in (REPO / "kharness").rglob("__pycache__/*.pyc")}
+    before = in_checkout()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    out = subprocess.run([str(REPO / "harness.py"), "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cached = venv / "pycache" / str(REPO / "kharness").lstrip("/")
+    assert list(cached.glob("cli.*.pyc")), sorted(cached.parent.iterdir()) if cached.parent.exists() else cached
+    assert in_checkout() == before
+    # An explicit prefix is the user's: used as given.
+    env["PYTHONPYCACHEPREFIX"] = str(REPO / ".venv" / "pycache-test-explicit")
+    try:
+        out = subprocess.run([str(REPO / "harness.py"), "--help"], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0
+        # the variable set, DONTWRITEBYTECODE still wins: nothing written there either
+        assert not (REPO / ".venv" / "pycache-test-explicit").exists()
+    finally:
+        import shutil
+        shutil.rmtree(REPO / ".venv" / "pycache-test-explicit", ignore_errors=True)
