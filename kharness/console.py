@@ -18,8 +18,10 @@ How a report ends, so that feed() never waits for text that will not come:
     or, for stacks without <TASK> markers, the first line that is not a frame.
     A hung-task report is thus returned by the feed() that brings its
     "</TASK>" line;
-  - a new report starting in the same printk context, a line budget, or
-    finish().
+  - a new report starting in the same printk context, a new boot (the kernel's
+    "Linux version" line), a line budget, or finish().
+A new boot that follows a running kernel unannounced (no report open, no "reboot:"
+line, no harness boot line before it) is itself a finding, "unexpected kernel reboot".
 A stall report reads on past stacks that do not name the stall (the RCU grace-period
 kthread's dump) to the stalled CPU's backtrace, for at most console_report.STALL_GRACE_LINES lines.
 Lines that follow a completed report and plainly belong to it (the 7.x
@@ -45,8 +47,9 @@ import bisect
 from collections import deque
 
 from .console_formats import (
-    CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, GLUED_TS_RE, KEYWORD_RE, KEYWORDS, KIND,
-    TAIL_RE, TRACE_POLICY, TS_RE, Row, match_header, split_line,
+    BOOT_BANNER_RE, BOOT_EXPECTED_RE, CONSEQUENCE_PANIC_RE, END_TRACE, EQ_LINE_RE, EQ_POLICY, FORMATS, GLUED_TS_RE,
+    KERNEL_FACILITY_RE, KEYWORD_RE, KEYWORDS, KIND, NOT_OUTPUT_RE, TAIL_RE, TRACE_POLICY, TS_RE, Row, match_header,
+    split_line,
 )
 from .console_report import CLOSE, STACK_ENDED, Report
 from .console_titles import report_title
@@ -85,12 +88,17 @@ class ConsoleAnalyzer:
         self._partial = ""
         self._active: dict[str | None, Report] = {}
         self._tails: dict[str | None, _Tail] = {}
-        self._recent: deque[tuple[int, str]] = deque(maxlen=_RECENT_LINES)
+        # the last lines read: (line number, raw line), or a run of skipped lines not yet cut
+        # into lines (block, start, end, count, last line number; see _skip and _recent_lines)
+        self._recent: deque[tuple] = deque(maxlen=_RECENT_LINES)
+        self._skipped = False          # _recent holds such a run
         self._ts_seen = False
         self._new: list[Finding] = []
         self._last_finding: Finding | None = None
         self._last_finding_end = 0
         self._report_text = 0          # characters of report text the findings hold
+        self._booted = False           # a kernel's "Linux version" line was read
+        self._tail_cut = 0             # the line that last ended a report's tail
 
     # -- public -------------------------------------------------------------
 
@@ -102,9 +110,15 @@ class ConsoleAnalyzer:
             if len(self._partial) < _MAX_LINE:      # a line without end is read as far as _MAX_LINE
                 self._partial += text[:_MAX_LINE - len(self._partial)]
             return []
-        block = self._partial + text[:nl + 1] if self._partial else text[:nl + 1]
+        start = 0
+        if self._partial:
+            # the line begun in the last chunk, on its own: the rest is scanned in place, uncopied
+            start = text.index("\n") + 1
+            line = self._partial + text[:start]
+            self._scan(line, 0, len(line))
         self._partial = text[nl + 1:nl + 1 + _MAX_LINE]
-        self._scan(block)
+        if start <= nl:
+            self._scan(text, start, nl + 1)
         return self._new
 
     def finish(self) -> list[Finding]:
@@ -115,26 +129,33 @@ class ConsoleAnalyzer:
             self.line_count += 1
             self._line(line)
         for rep in sorted(self._active.values(), key=lambda r: r.line):
-            self._close(rep)
+            self._close(rep, end=True)
         self._active.clear()
         self._tails.clear()
         return self._new
 
     # -- scanning -----------------------------------------------------------
 
-    def _scan(self, block: str) -> None:
-        """Lines outside reports are skipped at C speed: only lines holding a header keyword,
-        and every line while a report or its tail is open, go through _line()."""
-        pos, n = 0, len(block)
-        nxt = dict.fromkeys(KEYWORDS, -2)      # next index of each keyword in block (-1: none)
+    def _scan(self, block: str, pos: int, n: int) -> None:
+        """Lines block[pos:n] (whole lines) outside reports are skipped at C speed: only lines
+        holding a header keyword, and every line while a report or its tail is open, go
+        through _line()."""
+        nxt = dict.fromkeys(KEYWORDS, -2)      # next index of each keyword in block (absent ones dropped)
         while pos < n:
             if not self._active and not self._tails:
                 best = n
+                gone = None
                 for k, i in nxt.items():
-                    if i != -1 and i < pos:
-                        i = nxt[k] = block.find(k, pos)
-                    if i != -1 and i < best:
+                    if i < pos:
+                        i = nxt[k] = block.find(k, pos, n)
+                        if i == -1:
+                            gone = (gone or []) + [k]
+                            continue
+                    if i < best:
                         best = i
+                if gone:
+                    for k in gone:
+                        del nxt[k]
                 start = block.rfind("\n", pos, best) + 1 if best < n else n
                 if start > pos:
                     self._skip(block, pos, start)
@@ -145,21 +166,63 @@ class ConsoleAnalyzer:
             self.line_count += 1
             self._line(block[pos:end] if end - pos <= _MAX_LINE else block[pos:pos + _MAX_LINE])
             pos = end + 1
+        if self._skipped:
+            self._recent_lines()       # keep no reference to the block past this feed
 
     def _skip(self, block: str, a: int, b: int) -> None:
-        """Lines block[a:b] hold no report: count them and remember the last few."""
+        """Lines block[a:b] hold no report: count them.  The last few are cut out of the block
+        only when a header looks back at them (_recent_lines): most such runs never are."""
         count = block.count("\n", a, b)
-        end = b - 1
-        tail = []
-        for _ in range(min(count, self._recent.maxlen)):
-            s = block.rfind("\n", a, end)
-            st = s + 1 if s >= 0 else a
-            tail.append(block[st:end] if end - st <= _MAX_LINE else block[st:st + _MAX_LINE])
-            end = s
-        first = self.line_count + count - len(tail) + 1
-        for i, raw in enumerate(reversed(tail)):
-            self._recent.append((first + i, raw))
-        self.line_count += count
+        if count:
+            self.line_count += count
+            self._recent.append((block, a, b, count, self.line_count))
+            self._skipped = True
+
+    def _recent_lines(self) -> deque:
+        """The last _RECENT_LINES lines read, oldest first, as (line number, raw line)."""
+        if not self._skipped:
+            return self._recent
+        n = self._recent.maxlen
+        out: list[tuple[int, str]] = []
+        for item in reversed(self._recent):
+            if len(item) == 2:
+                out.append(item)
+            else:
+                block, a, b, count, no = item
+                end = b - 1
+                for _ in range(min(count, n - len(out))):
+                    s = block.rfind("\n", a, end)
+                    st = s + 1 if s >= 0 else a
+                    out.append((no, block[st:end] if end - st <= _MAX_LINE else block[st:st + _MAX_LINE]))
+                    no -= 1
+                    end = s
+            if len(out) >= n:
+                break
+        out.reverse()
+        self._recent = deque(out, maxlen=n)
+        self._skipped = False
+        return self._recent
+
+    def _recent_newest_first(self):
+        """The recent lines, newest first, cut out of their blocks only as far as they are read."""
+        n = self._recent.maxlen
+        k = 0
+        for item in reversed(self._recent):
+            if len(item) == 2:
+                yield item
+                k += 1
+            else:
+                block, a, b, count, no = item
+                end = b - 1
+                for _ in range(min(count, n - k)):
+                    s = block.rfind("\n", a, end)
+                    st = s + 1 if s >= 0 else a
+                    yield no, (block[st:end] if end - st <= _MAX_LINE else block[st:st + _MAX_LINE])
+                    no -= 1
+                    end = s
+                    k += 1
+            if k >= n:
+                return
 
     def _line(self, raw: str) -> None:
         no = self.line_count
@@ -170,13 +233,8 @@ class ConsoleAnalyzer:
         if s.startswith("kmemleak: "):
             text = text[text.index("kmemleak: ") + 10:]
             s = text.strip()
-        if s.startswith("Linux version ") and (self._active or self._tails):
-            # A new boot in the same stream (the guest was reset): whatever was open is complete.
-            for r in sorted(self._active.values(), key=lambda r: r.line):
-                self._close(r)
-            self._tails.clear()
         rep = self._route(ctx)
-        if not (KEYWORD_RE.search(s) and self._header(no, ctx, has_ts, s, rep)):
+        if not (KEYWORD_RE.search(s) and self._header(no, ctx, has_ts, s, rep, raw)):
             if rep is not None:
                 self._report_line(rep, no, ctx, text, s)
             elif self._tails:
@@ -212,9 +270,9 @@ class ConsoleAnalyzer:
             return True
         if self._ts_seen:
             return False
-        return not any(TS_RE.match(r) for _, r in list(self._recent)[-8:])
+        return not any(TS_RE.match(r) for _, r in list(self._recent_lines())[-8:])
 
-    def _header(self, no: int, ctx: str | None, has_ts: bool, s: str, rep: Report | None) -> bool:
+    def _header(self, no: int, ctx: str | None, has_ts: bool, s: str, rep: Report | None, raw: str) -> bool:
         """Start a report if s is a report header; True if the line was consumed."""
         found = match_header(s)
         if found is None and "] " in s:
@@ -223,15 +281,21 @@ class ConsoleAnalyzer:
             if m:
                 s = s[m.end():].strip()
                 found = match_header(s)
-        if found is None or not self._kernel_line(has_ts, ctx):
+        if found is None:
             return False
         row, info = found
+        if row.boot:
+            return self._boot(no, ctx, has_ts, s, row, info)
+        if not self._kernel_line(has_ts, ctx):
+            return False
+        if row.proven and "dev" not in info and not KERNEL_FACILITY_RE.match(raw.lstrip()):
+            return False
         if rep is not None and rep.ctx == ctx and rep.continues(row):
             return False
         if row.type == "PANIC" and self._panic_is_consequence(no, ctx, s, info):
             return True
         old = self._active.get(ctx)
-        if row.oneline and old is not None:
+        if row.oneline and old is not None and not old.row.cut:
             one = Report(row, no, ctx, s, info)       # printed by another task into this report
             self._close(one, tail=False)
             return True
@@ -246,11 +310,50 @@ class ConsoleAnalyzer:
         self._active[ctx] = new
         return True
 
+    def _boot(self, no: int, ctx: str | None, has_ts: bool, s: str, row: Row, info: dict) -> bool:
+        """The kernel's first line: a new boot, and whatever was open is complete.  The boot is
+        the report "unexpected kernel reboot", starting at its first banner in view (firmware,
+        decompressor: BOOT_BANNER_RE) or at this line, unless
+          - a report was open, or its tail had not ended before the boot began: the reset is
+            that report's (a panic, a stack cut short);
+          - a line among the recent ones announced it (BOOT_EXPECTED_RE: the harness's boot
+            line, the kernel going down, a panic's "Rebooting in");
+          - it is the stream's first boot and nothing ran before it: before a banner, no line
+            of output; without a banner in view, no kernel line (firmware and boot loaders print
+            lines of their own)."""
+        if not self._kernel_line(has_ts, ctx):
+            return False                # user space printing /proc/version
+        first, self._booted = not self._booted, True
+        if self._active or self._tails:
+            for r in sorted(self._active.values(), key=lambda r: r.line):
+                self._close(r, end=True)
+            self._tails.clear()
+            return True
+        seen = []                       # (line, context, message) newest first, up to the boot's start
+        for lno, raw in self._recent_newest_first():
+            c, ts, t = split_line(raw)
+            t = t.strip()
+            if BOOT_EXPECTED_RE.match(t):
+                return True
+            seen.append((lno, c is not None or ts, t))
+        start = max((i for i, x in enumerate(seen) if BOOT_BANNER_RE.match(x[2])), default=-1)
+        if start >= 0 and self._tail_cut >= seen[start][0]:
+            return True                 # the firmware's output ended a report's tail: the reset is that report's
+        before = seen[start + 1:]
+        if start >= 0:
+            output = not first or no - 1 > len(seen) or any(t and not NOT_OUTPUT_RE.match(t) for _, _, t in before)
+        else:
+            output = not first or any(k for _, k, _ in before)
+        if output:
+            bno, text = (seen[start][0], seen[start][2]) if start >= 0 else (no, s)
+            self._close(Report(row, bno, ctx, text, info), tail=False)
+        return True
+
     def _precursor(self, row: Row, ctx: str | None, s: str) -> Report | None:
         """ARM and RISC-V print the fault ("Unable to handle kernel paging request at ...",
         "Unhandled fault: ...") a few lines before die()'s "Internal error: ... [#1]": the
         report starts at that earlier line (the oldest such in the recent lines of ctx)."""
-        recent = list(self._recent)
+        recent = list(self._recent_lines())
         for i, (pno, raw) in enumerate(recent):
             c, _, t = split_line(raw)
             if c != ctx:
@@ -270,7 +373,7 @@ class ConsoleAnalyzer:
 
     def _prepend_cut_here(self, rep: Report, ctx: str | None) -> None:
         """WARN(): take in "[ cut here ]" and the message printed before the WARNING line."""
-        recent = list(self._recent)[-6:]
+        recent = list(self._recent_lines())[-6:]
         for i in range(len(recent) - 1, -1, -1):
             c, _, t = split_line(recent[i][1])
             if c == ctx and "[ cut here ]" in t:
@@ -304,6 +407,11 @@ class ConsoleAnalyzer:
     # -- report bodies ------------------------------------------------------
 
     def _report_line(self, rep: Report, no: int, ctx: str | None, text: str, s: str) -> None:
+        if rep.row.cut:
+            if s and not BOOT_EXPECTED_RE.match(s):
+                del self._active[rep.ctx]     # the line went on after all: no report
+                self._tail_line(no, ctx, text)
+            return
         if rep.wait_task:
             rep.wait_task = False
             # the interrupted task's stack follows: "<TASK>", or in older kernels its RIP line
@@ -345,11 +453,13 @@ class ConsoleAnalyzer:
         elif s.startswith("---[ end Kernel panic"):
             self._close(rep)
 
-    def _close(self, rep: Report, tail: bool = True) -> None:
-        """The report is complete: title it, record (or count) the finding, open its tail."""
+    def _close(self, rep: Report, tail: bool = True, end: bool = False) -> None:
+        """The report is complete: title it, record (or count) the finding, open its tail.
+        end: the stream or the boot ends here (a header cut after its keyword is a report only then)."""
         if self._active.get(rep.ctx) is rep:
             del self._active[rep.ctx]
-        if (rep.row.generic and not rep.evidence) or (rep.row.confirm and rep.row.confirm not in rep.info):
+        if (rep.row.generic and not rep.evidence) or (rep.row.confirm and rep.row.confirm not in rep.info) \
+                or (rep.row.cut and not end):
             return      # a bare "BUG: ..." line without CPU or stack lines is no kernel report
         t = report_title(rep.row, rep.info, rep.frames, rep.sections, guess=rep.ctx is None)
         key = (rep.type, t.title)
@@ -386,6 +496,7 @@ class ConsoleAnalyzer:
         if not TAIL_RE.match(text):
             if tail.ctx is None or ctx == tail.ctx:
                 del self._tails[tail.ctx]
+                self._tail_cut = no
             return
         tail.last = no
         if tail.finding is not None and tail.room > 0 and self._report_text < _MAX_REPORT_TEXT:

@@ -7,7 +7,9 @@ parts), the frames to skip on top of the shared skip lists (console_titles.py), 
 the report ends.  Adding a report type is adding a row.  Also here: the printk line
 prefixes (split_line), the shapes of the lines inside a report (stack frames, <TASK>
 markers, "Call Trace:", section labels, end markers), what may follow a report
-(TAIL_RE), and the lines that look like headers but start no report (SUPPRESS).
+(TAIL_RE), the lines that look like headers but start no report (SUPPRESS), what shows
+a line is the kernel's own (KERNEL_FACILITY_RE, a dev_printk prefix), and the lines that
+begin or announce a boot (BOOT_BANNER_RE, BOOT_EXPECTED_RE).
 Pure: regexes, the table and functions of one line; the streaming analyzer that
 applies them is console.py.
 """
@@ -24,7 +26,7 @@ KIND = {
     "WARNING": "warn", "LOCKDEP": "warn", "REFCOUNT": "warn", "MEMLEAK": "warn", "ATOMIC_SLEEP": "warn",
     "UBSAN": "warn", "KCSAN": "warn",
     "BUG": "crash", "KERNEL_BUG": "crash", "OOPS": "crash", "GPF": "crash", "PAGE_FAULT": "crash",
-    "PANIC": "crash", "KASAN": "crash", "KFENCE": "crash", "KMSAN": "crash",
+    "PANIC": "crash", "KASAN": "crash", "KFENCE": "crash", "KMSAN": "crash", "REBOOT": "crash",
 }
 
 
@@ -97,6 +99,8 @@ class Row(NamedTuple):
     stall   the frame is chosen by the stall rule (the entry point the CPU loops under)
     alt     category of the alternate titles ("hang" -> "hang in f"), "" for none
     body    (regex, key) pairs: the first match of each in the report's lines -> info[key]
+    boot    the kernel's first line: a boot that follows other output, unannounced, is the
+            report (console.py, _boot)
     """
     type: str
     header: re.Pattern
@@ -115,6 +119,10 @@ class Row(NamedTuple):
     precedes_die: bool = False  # its header holds no KEYWORD: found looking back from the die() line after it
     body: tuple = ()
     lead: str = ""              # the header's first word (dispatch key), from the pattern if empty
+    proven: bool = False        # a report only on a line that shows it is the kernel's (KERNEL_FACILITY_RE or a
+                                # device's dev_printk prefix): the same text bare is what user space writes
+    cut: bool = False           # a header cut after its keyword: a report only if the stream (or the boot) ends there
+    boot: bool = False
 
 
 def _c(p: str) -> re.Pattern:
@@ -290,6 +298,10 @@ FORMATS: tuple[Row, ...] = (
     Row("WARNING", _warn_re(), "WARNING in {frame}", skip=_WARN_SKIP, **_W),
     Row("WARNING", _c(r"WARNING: kernel stack (?P<what>regs|frame pointer) at .*? in \S+ has bad (?P<v>'bp' )?value"),
         "WARNING: kernel stack {what} has bad {v}value", parts=(), stackless=True, need_stack=False),
+    # any other "WARNING: ..." line the kernel printed (pr_warn, dev_warn) is its own title; only
+    # on a line that shows the kernel printed it (see Row.proven, tests/data/console/noise.log)
+    Row("WARNING", _c(r"WARNING: (?P<msg>\S.*)"), "WARNING: {msg}", parts=(), stackless=True, need_stack=False,
+        oneline=True, proven=True),
 
     # -- oopses ----------------------------------------------------------------------------------
     Row("PAGE_FAULT", _c(r"BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer dereference)"),
@@ -346,7 +358,14 @@ FORMATS: tuple[Row, ...] = (
     Row("OOPS", _c(r"Oops(?:: |, | - | (?=\[#)).*?\[#\d+\]|Oops$"), "Oops in {frame}", end=TRACE_POLICY,
         lead="Oops"),
 
+    # -- a new boot: the guest was reset (the report starts at the boot's first banner, BOOT_BANNER_RE)
+    Row("REBOOT", _c(r"Linux version \d"), "unexpected kernel reboot", parts=(), stackless=True,
+        need_stack=False, boot=True),
+
     # -- panics and the rest -------------------------------------------------------------------
+    # a header the console lost after its first word (the guest died or was reset mid-line)
+    Row("BUG", _c(r"(?P<head>INFO|BUG|WARNING):$"), "{head}: corrupted", parts=(), cut=True,
+        lead="INFO BUG WARNING"),
     Row("PANIC", _c(r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
                     r"(?:(?![0-9a-f]+\b)(?P<func>[A-Za-z_][\w.$]*))?"),
         "kernel panic: stack is corrupted in {frame}", parts=("header", "trace"), lead="Kernel"),
@@ -376,6 +395,7 @@ SUPPRESS_RE = re.compile(r"""(?x)
     INFO:\ lockdep\ is\ turned\ off | INFO:\ NMI\ handler\ .*took\ too\ long | INFO:\ Stall\ ended\ before
   | INFO:\ task\ \S+\ (?:is\ )?blocked\ on | INFO:\ rcu_\w+\ detected\ expedited\ stalls?\ on\ CPUs/tasks:\ \{\ \}
   | WARNING:\ Flushing\ system-wide | BUG:\ KASAN:\ bad\ access
+  | WARNING:\ [Tt]he\ mand\ mount\ option | WARNING:\ fbcon:
 """)
 
 # Prefixes printed before some headers ("watchdog: BUG: soft lockup", "rcu: INFO: rcu_sched ...").
@@ -404,10 +424,11 @@ for _row in FORMATS:
 
 # Every header holds one of these ("[#" is in every die() line: "general protection fault: 0000 [#1]"),
 # but those of the precedes_die rows, found from the die() line that follows them.  The strings
-# are the ones str.find() skips over fastest (console.py scans the text between reports with them).
-KEYWORDS = ("BUG", "WARNING", "INFO:", "Oops", "[#", "Kernel panic - not syncing", "UBSAN", "unreferenced object",
+# are the ones str.find() skips over fastest (console.py scans the text between reports with them):
+# "RNING" for "WARNING" (half the time on console text), and "Linux version" starts a boot.
+KEYWORDS = ("BUG", "RNING", "INFO:", "Oops", "[#", "Kernel panic - not syncing", "UBSAN", "unreferenced object",
             "Watchdog detected", "unregister_netdevice: waiting for", "VFS: Busy inodes after unmount",
-            "VFS: Close: file count is 0", "PANIC: double fault")
+            "VFS: Close: file count is 0", "PANIC: double fault", "Linux version")
 KEYWORD_RE = re.compile("|".join(map(re.escape, KEYWORDS)))
 
 # A panic caused by a report just printed (panic_on_warn, panic_on_oops, hung_task_panic, ...).
@@ -415,6 +436,25 @@ CONSEQUENCE_PANIC_RE = re.compile(
     r"(?:Fatal exception|(?:\S+: )?panic_on_warn set|hung_task: blocked tasks|softlockup: hung tasks"
     r"|Hard LOCKUP|hardlockup|RCU Stall|.*system warned too often|Oops|scheduling while atomic"
     r"|stack-protector|corrupted stack end|Machine halted)")
+
+# Boots (the REBOOT row: the kernel's "Linux version" line).  Before it, a boot may print the
+# firmware's and the decompressor's banners (not printk lines: no timestamp); the boot starts
+# at the first of them in view.  A new boot is expected after these lines (the harness's own
+# line before each boot, journalctl's boot separators, the kernel saying it goes down, a panic
+# announcing its reboot) and at the start of a stream.
+BOOT_BANNER_RE = re.compile(r"SeaBIOS \(version |Booting from (?:ROM|Hard Disk|Floppy|DVD/CD)|early console in extract_kernel"
+                            r"|Decompressing Linux\.\.\. |Booting the kernel\b|EFI stub: Booting Linux Kernel")
+BOOT_EXPECTED_RE = re.compile(
+    r"==== kharness: boot |-- (?:Boot [0-9a-f]+|Reboot) --|reboot: (?:Restarting system|Power down|System halted)"
+    r"|kexec_core: Starting new kernel|Starting crashdump kernel|Rebooting in -?\d+ seconds|---\[ end Kernel panic")
+# Lines that are no console output of a boot: the harness's, journalctl's "-- ... --".
+NOT_OUTPUT_RE = re.compile(r"==== kharness: |-- .* --$")
+
+# Proof that a line is the kernel's own (Row.proven): a syslog prefix of the kernel facility
+# (console_msg_format=syslog; /dev/kmsg gives user space's lines facility 1 and up, <8>-), or a
+# device's dev_printk prefix ("usb 5-1: ", "virtio_net virtio0: "; not "XFS (vda): ").
+KERNEL_FACILITY_RE = re.compile(r"<[0-7]>")
+_DEV_PREFIX_RE = re.compile(r"[\w.-]+ [\w.:-]+: ")
 
 # ---------------------------------------------------------------------------
 # Report body.
@@ -479,7 +519,10 @@ def match_header(s: str) -> tuple[Row, dict] | None:
         found = _match(s[6:])
         if found is not None and found[0].type in ("GPF", "OOPS"):
             return found
-    return _match(s)
+    found = _match(s)
+    if found is not None and found[0].proven and m and _DEV_PREFIX_RE.fullmatch(m.group(0)):
+        found[1]["dev"] = m.group(0)[:-2]
+    return found
 
 
 def _match(s: str) -> tuple[Row, dict] | None:

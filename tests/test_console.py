@@ -10,7 +10,7 @@ import pytest
 
 from kharness import console_cli
 from kharness.console import KIND, ConsoleAnalyzer, analyze
-from kharness.console_formats import FORMATS, match_header
+from kharness.console_formats import FORMATS, match_header, split_line
 from kharness.model import Finding
 from kharness.errors import UserError
 
@@ -514,10 +514,122 @@ def test_each_row_titles_its_report(header, body, frames, rip, type_, title):
 
 
 def test_every_row_has_a_sample():
-    """Adding a report type is adding a row: and a sample above that yields its title."""
-    covered = {id(match_header(h.strip())[0]) for h, *_ in ROW_SAMPLES if match_header(h.strip())}
-    missing = [r.title for r in FORMATS if id(r) not in covered]
+    """Adding a report type is adding a row: and a sample above (or a log below) that yields its title."""
+    headers = [h for h, *_ in ROW_SAMPLES] + [h for h, _ in LOG_SAMPLE_HEADERS]
+    covered = {id(match_header(h.strip())[0]) for h in headers if match_header(h.strip())}
+    missing = [(r.title, r.header.pattern) for r in FORMATS if id(r) not in covered]
     assert missing == []
+
+
+# -- rows whose report is not a header and a stack: a bare kernel line, a cut header, a reboot ---
+#
+# Built from the real fixtures: a run's lines, then what the row is about, then a real boot.
+
+def _lines(name: str) -> list[str]:
+    return read(DATA / name).splitlines(keepends=True)
+
+
+# hung-task.log up to its first report (line 257): a kernel running, nothing open
+_RUNNING = "".join(_lines("hung-task.log")[:250])
+# What a guest prints when it is reset and its firmware's and decompressor's output reach the
+# serial port (QEMU's SeaBIOS, the x86 decompressor of 6.x), then clean-boot.log's kernel.
+_FIRMWARE = ["SeaBIOS (version 1.16.2-debian-1.16.2-1)\n", "\n", "Booting from ROM..\n",
+             "Decompressing Linux... Parsing ELF... Performing relocations... done.\n",
+             "Booting the kernel (entry_offset: 0x0000000000000000).\n"]
+_BOOT = read(DATA / "clean-boot.log")
+# the real bare "WARNING:" lines of the logs below (header, what it shows)
+_MTRR = "WARNING: BIOS bug: CPU MTRRs don't cover all of memory, losing 2048MB of RAM."
+_ATH10K = "usb 1-1: WARNING: ath10k USB support is incomplete, don't expect anything to work!"
+LOG_SAMPLE_HEADERS = [
+    (_MTRR, "a pr_warn on a console in syslog format"),
+    (_ATH10K, "a dev_warn"),
+    ("INFO:", "a header cut after its keyword"),
+    (split_line(_BOOT.split("\n")[0])[2], "a new boot"),
+]
+
+
+def test_bare_warning_line_the_kernel_printed():
+    """A "WARNING: ..." line without a stack is a report, titled by itself, when the line shows
+    the kernel printed it: the kernel facility of console_msg_format=syslog (<0>-<7>; /dev/kmsg
+    gives user space <8> and up) or a device's dev_printk prefix.  The same text bare is what
+    user space writes (noise.log, test_lookalike_lines_alone)."""
+    lines = _lines("syslog-format.log")
+    mtrr = f"<4>[    0.008402] {_MTRR}\n"      # arch/x86/kernel/cpu/mtrr/cleanup.c, before its WARN_ON(1)
+    text = "".join(lines[:17] + [mtrr] + lines[17:])
+    base = summary(analyze(read(DATA / "syslog-format.log")))
+    got = summary(analyze(text))
+    assert got[0] == ("warn", "WARNING", _MTRR, 18, 1)
+    assert [x[:3] for x in got[1:]] == [x[:3] for x in base]
+    # the same line from user space through /dev/kmsg (facility user), or with no prefix at all
+    for forged in (f"<12>[    0.008402] {_MTRR}\n", f"[    0.008402] {_MTRR}\n"):
+        assert [x[:3] for x in summary(analyze("".join(lines[:17] + [forged] + lines[17:])))] == [x[:3] for x in base]
+    # a device's warning, amid its probe (dummy_hcd: USB fuzzing's virtual host controller)
+    usb = ["usb 1-1: new high-speed USB device number 2 using dummy_hcd",
+           "usb 1-1: Using ep0 maxpacket: 8",
+           "usb 1-1: New USB device found, idVendor=13b1, idProduct=0042, bcdDevice=b7.f3",
+           "usb 1-1: New USB device strings: Mfr=0, Product=0, SerialNumber=0",
+           "usb 1-1: config 0 descriptor??", _ATH10K,
+           "usb 1-1: USB disconnect, device number 2"]
+    got = analyze("".join(f"[   95.{i:06d}][ T3012] {ln}\n" for i, ln in enumerate(usb)))
+    assert [(f.kind, f.title, f.line, f.corrupted) for f in got] == [
+        ("warn", "WARNING: ath10k USB support is incomplete, don't expect anything to work!", 6, False)]
+    # not a device's prefix (a filesystem's), and the kernel's own notices that are no bug
+    assert analyze("[  131.879441][  T152] XFS (vdb): WARNING: Reset corrupted AGFL on AG 0. 1 blocks leaked. "
+                   "Please unmount and run xfs_repair.\n") == []
+    assert analyze("<4>[   49.679506] WARNING: The mand mount option has been deprecated and\n"
+                   "<4>[   49.679506]          and is ignored by this kernel. Remove the mand\n") == []
+
+
+def test_header_cut_after_its_keyword():
+    """The guest died while printing a header: "INFO:" is the last the console got.  It is a
+    report ("INFO: corrupted") when the stream ends there or the next boot starts; a line
+    that goes on after it makes it none."""
+    lines = _lines("hung-task.log")
+    cut = lines[256][:lines[256].index("INFO:") + 5]          # "[   33.403835][   T27] INFO:"
+    assert lines[256].startswith(cut) and "blocked for more than" in lines[256]
+    want = [("crash", "BUG", "INFO: corrupted", 257, 1)]
+    got = analyze("".join(lines[:256]) + cut)                 # the last line, without its end
+    assert summary(got) == want and got[0].corrupted
+    assert summary(analyze("".join(lines[:256]) + cut + "\n\n")) == want
+    # the harness's next boot follows (its boot line, then the kernel): the cut header, no reboot
+    nxt = "".join(lines[:256]) + cut + "\n==== kharness: boot 2 (tcg, ssh port 34503) ====\n" + _BOOT
+    assert summary(analyze(nxt)) == want
+    # ... and without the harness's line: still the cut header's, the reset is not another report
+    assert summary(analyze("".join(lines[:256]) + cut + "\n" + _BOOT)) == want
+    # the kernel went on printing: it was no header
+    assert analyze("".join(lines[:256]) + cut + "\n" + "".join(lines[257:300])) == []
+
+
+@pytest.mark.parametrize("first", [0, 3, 4, 5], ids=["seabios", "decompressor", "booting", "kernel"])
+def test_unexpected_reboot(first):
+    """The guest was reset while it ran, with nothing open and nothing said: the new boot is
+    "unexpected kernel reboot", once, from its first banner on the console (firmware,
+    decompressor, or the kernel's own "Linux version" line), and its lines join nothing."""
+    got = analyze(_RUNNING + "".join(_FIRMWARE[first:]) + _BOOT)
+    assert summary(got) == [("crash", "REBOOT", "unexpected kernel reboot", 251, 1)]
+    banner = (_FIRMWARE + [split_line(_BOOT.split("\n")[0])[2]])[first].strip()
+    assert got[0].report == banner and not got[0].corrupted
+
+
+def test_expected_boots_are_no_reboot():
+    fw = "".join(_FIRMWARE)
+    # a stream's first boot, with or without its firmware; journalctl's header before it
+    assert analyze(fw + _BOOT) == [] and analyze(_BOOT) == []
+    assert analyze("-- Logs begin at Thu 2026-11-26 10:00:00 UTC, end at Thu 2026-11-26 10:05:00 UTC. --\n" + _BOOT) == []
+    # the harness's boot line before each boot (console.log: run-*.log in the corpus)
+    assert analyze(_RUNNING + "==== kharness: boot 2 (tcg, ssh port 34503) ====\n" + _BOOT) == []
+    # the kernel went down first (clean-boot.log ends with "reboot: Power down"), or kexec'd the next
+    assert analyze(_BOOT + fw + _BOOT) == []
+    assert analyze(_RUNNING + "[   34.120000][  T301] kexec_core: Starting new kernel\n" + _BOOT) == []
+    # a panic reset the guest (lkdtm-panic.log's panic=-1, were QEMU without -no-reboot): the panic is the finding
+    panic = read(DATA / "lkdtm-panic.log")
+    assert summary(analyze(panic + fw + _BOOT)) == summary(analyze(panic))
+    # a report the reset cut short: that report, not a reboot too (test_reset_in_the_middle_of_a_report)
+    warn = _lines("lkdtm-warn.log")
+    cut = next(i for i, ln in enumerate(warn) if "Call Trace:" in ln) + 3
+    assert [f.title for f in analyze("".join(warn[:cut]) + fw + _BOOT)] == ["WARNING in lkdtm_WARNING"]
+    # user space printing /proc/version on a timestamped console is no boot
+    assert analyze(_RUNNING + _BOOT.split("\n")[0].split("] ", 1)[1] + "\n" + "".join(_lines("hung-task.log")[250:256])) == []
 
 
 def test_corrupted_and_alternate_titles():
