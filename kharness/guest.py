@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,12 @@ from .model import Outcome, Trouble
 # logging's last-resort handler, to the user's terminal); connect() retries and
 # reports what went wrong in one line instead.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+
+def copy_errors() -> tuple[type[BaseException], ...]:
+    """What put/put_text/get/makedirs raise when the copy fails: an SFTP error (OSError), or the
+    connection or its channel gone (EOFError, paramiko.SSHException)."""
+    return OSError, EOFError, paramiko.SSHException
 
 
 def _save(f, data: bytes, errors: list[str]):
@@ -50,6 +57,7 @@ class Guest:
         self.host_key = _pinned_key(host_key_pub)
         self.client_key = paramiko.Ed25519Key.from_private_key_file(str(client_key))
         self.client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None    # one SFTP session per connection, opened on first use
 
     def connect(self, deadline: float, alive: Callable[[], bool] = lambda: True) -> None:
         """Retry until sshd answers or the deadline (monotonic) passes."""
@@ -168,25 +176,54 @@ class Guest:
         except (paramiko.SSHException, OSError, AttributeError, EOFError):
             return False
 
-    def put(self, local: Path, remote: str, mode: int = 0o755) -> None:
+    def sftp(self) -> "paramiko.SFTPClient":
+        """The connection's SFTP session: each new one starts an sftp-server in the guest
+        (a fork and exec, tens of milliseconds under TCG), so puts and gets share one."""
         assert self.client
-        with self.client.open_sftp() as sftp:
-            sftp.put(str(local), remote)
-            sftp.chmod(remote, mode)
+        if self._sftp is None or self._sftp.get_channel().closed:
+            self._sftp = self.client.open_sftp()
+        return self._sftp
+
+    def put(self, local: Path, remote: str, mode: int = 0o755) -> None:
+        sftp = self.sftp()
+        sftp.put(str(local), remote)
+        sftp.chmod(remote, mode)
 
     def put_text(self, text: str, remote: str, mode: int = 0o755) -> None:
-        assert self.client
-        with self.client.open_sftp() as sftp:
-            with sftp.open(remote, "w") as f:
-                f.write(text)
-            sftp.chmod(remote, mode)
+        sftp = self.sftp()
+        with sftp.open(remote, "w") as f:
+            f.write(text)
+        sftp.chmod(remote, mode)
 
     def get(self, remote: str, local: Path) -> None:
-        assert self.client
-        with self.client.open_sftp() as sftp:
-            sftp.get(remote, str(local))
+        self.sftp().get(remote, str(local))
+
+    def makedirs(self, path: str, mode: int = 0o755) -> None:
+        """`mkdir -p path` over SFTP (no command, so no shell and no mkdir process in the guest).
+        OSError when a component cannot be made or is not a directory."""
+        sftp = self.sftp()
+        try:
+            if stat.S_ISDIR(sftp.stat(path).st_mode):
+                return
+            raise OSError(f"{path} exists and is not a directory")
+        except FileNotFoundError:
+            pass
+        parent = path.rstrip("/").rpartition("/")[0]
+        if parent:
+            self.makedirs(parent, mode)
+        try:
+            sftp.mkdir(path, mode)
+        except OSError:
+            if not stat.S_ISDIR(sftp.stat(path).st_mode):     # made meanwhile is as good
+                raise
 
     def close(self) -> None:
+        if self._sftp:
+            try:
+                self._sftp.close()
+            except Exception:       # the connection may be gone already: closing the client is what matters
+                pass
+            self._sftp = None
         if self.client:
             self.client.close()
             self.client = None
