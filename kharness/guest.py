@@ -9,25 +9,65 @@ import base64
 import logging
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
-from typing import Callable
-
-import paramiko
+from typing import TYPE_CHECKING, Callable
 
 from .errors import InfraError
 from .model import Outcome, Trouble
+
+if TYPE_CHECKING:
+    import paramiko
 
 # paramiko's transport thread logs every failed attempt with a traceback (through
 # logging's last-resort handler, to the user's terminal); connect() retries and
 # reports what went wrong in one line instead.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
+# paramiko (and the cryptography it loads) is imported on first use, not with this module:
+# a run imports it while its first guest boots (warm_up), when the harness only waits.
+_warm: threading.Thread | None = None
+_warm_lock = threading.Lock()
+_paramiko_tried = threading.Event()      # the warm-up thread's import of paramiko is over
+
+
+def _paramiko():
+    if _warm is not None:
+        _paramiko_tried.wait()
+    import paramiko
+    return paramiko
+
+
+def warm_up(also: Callable[[], None] | None = None) -> None:
+    """Import paramiko in a background thread, then run `also` there; once per process (call
+    it when QEMU has started: the guest's boot leaves the host idle). Whatever fails there is
+    left for the caller's own first use to raise, in its thread."""
+    global _warm
+    with _warm_lock:
+        if _warm is None:
+            _warm = threading.Thread(target=_warm_thread, args=(also,), name="warm-up", daemon=True)
+            _warm.start()
+
+
+def _warm_thread(also: Callable[[], None] | None) -> None:
+    try:
+        import paramiko  # noqa: F401
+    except BaseException:
+        pass
+    finally:
+        _paramiko_tried.set()
+    if also:
+        try:
+            also()
+        except BaseException:
+            pass
+
 
 def copy_errors() -> tuple[type[BaseException], ...]:
     """What put/put_text/get/makedirs raise when the copy fails: an SFTP error (OSError), or the
     connection or its channel gone (EOFError, paramiko.SSHException)."""
-    return OSError, EOFError, paramiko.SSHException
+    return OSError, EOFError, _paramiko().SSHException
 
 
 def _save(f, data: bytes, errors: list[str]):
@@ -46,21 +86,22 @@ def _save(f, data: bytes, errors: list[str]):
         return None
 
 
-def _pinned_key(host_key_pub: str) -> paramiko.PKey:
+def _pinned_key(host_key_pub: str) -> "paramiko.PKey":
     kind, b64 = host_key_pub.split()[:2]
-    return paramiko.PKey.from_type_string(kind, base64.b64decode(b64))
+    return _paramiko().PKey.from_type_string(kind, base64.b64decode(b64))
 
 
 class Guest:
     def __init__(self, port: int, host_key_pub: str, client_key: Path):
         self.port = port
         self.host_key = _pinned_key(host_key_pub)
-        self.client_key = paramiko.Ed25519Key.from_private_key_file(str(client_key))
+        self.client_key = _paramiko().Ed25519Key.from_private_key_file(str(client_key))
         self.client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None    # one SFTP session per connection, opened on first use
 
     def connect(self, deadline: float, alive: Callable[[], bool] = lambda: True) -> None:
         """Retry until sshd answers or the deadline (monotonic) passes."""
+        paramiko = _paramiko()
         seen: list[str] = []     # distinct failures, first ones first: the later ones are often consequences
         start = time.monotonic()
         while time.monotonic() < deadline and alive():
@@ -104,6 +145,7 @@ class Guest:
         """
         if not self.client:
             raise InfraError("not connected to the guest")
+        paramiko = _paramiko()
         start = time.monotonic()
         # Unbuffered: the lifecycle reads the job's stderr (its progress heartbeat) while it runs.
         out_f = open(stdout_path, "wb", buffering=0) if stdout_path else None
@@ -169,6 +211,7 @@ class Guest:
     def ping(self, timeout: float = 15) -> bool:
         """Does the guest still run commands? (A dead guest behind QEMU's user net keeps
         the TCP connection up, so the transport alone cannot tell.)"""
+        paramiko = _paramiko()
         try:
             chan = self.client.get_transport().open_session(timeout=timeout)
             chan.exec_command("true")

@@ -1,5 +1,6 @@
 """The harness's own steps around a job, without a guest: one SFTP session per connection,
-`mkdir -p` over SFTP, run-job's shell script (run on the host with its guest paths moved)."""
+`mkdir -p` over SFTP, paramiko loaded lazily (and in the background while a guest boots),
+run-job's shell script (run on the host with its guest paths moved)."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,12 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from conftest import REPO
+from kharness import guest as guest_mod
 from kharness import lifecycle, session
 from kharness.guest import Guest
 
@@ -137,6 +140,51 @@ def test_session_prepares_the_job_directory_without_a_command():
     g2, _ = _guest({"/": "dir", "/opt": "file"})
     with pytest.raises(session.InfraError, match=f"cannot prepare {session.GUEST_DIR} in the guest"):
         s._mkdir(g2)
+
+
+def test_importing_guest_code_loads_no_paramiko_until_it_is_used():
+    probe = ("import sys; sys.path.insert(0, %r); import kharness.guest, kharness.session, kharness.lifecycle; "
+             "print('paramiko' in sys.modules); kharness.guest._paramiko(); print('paramiko' in sys.modules)"
+             ) % str(REPO)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
+
+
+def test_warm_up_runs_once_in_the_background(monkeypatch):
+    monkeypatch.setattr(guest_mod, "_warm", None)
+    monkeypatch.setattr(guest_mod, "_paramiko_tried", threading.Event())
+    ran: list[str] = []
+    gate = threading.Event()
+
+    def also():
+        gate.wait(10)
+        ran.append(threading.current_thread().name)
+    guest_mod.warm_up(also)
+    guest_mod.warm_up(also)               # a second boot (another slot, a reboot): nothing new
+    first = guest_mod._warm
+    assert first is not None and first.daemon
+    assert guest_mod._paramiko().SSHClient    # paramiko's part is done; `also` may still run
+    gate.set()
+    first.join(10)
+    assert ran == ["warm-up"] and guest_mod._warm is first
+
+
+def test_a_failing_warm_up_leaves_the_error_to_the_first_use(monkeypatch):
+    monkeypatch.setattr(guest_mod, "_warm", None)
+    monkeypatch.setattr(guest_mod, "_paramiko_tried", threading.Event())
+    guest_mod.warm_up(lambda: 1 / 0)
+    guest_mod._warm.join(10)
+    assert guest_mod._paramiko().SSHClient      # the warm-up's failure changed nothing
+
+
+def test_session_warm_up_preloads_the_reports(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(guest_mod, "warm_up", lambda also=None: seen.setdefault("also", also))
+    session.warm_up()
+    seen["also"]()              # what the background thread runs: imports and compiled templates
+    from kharness.report import html
+    assert "rich.table" in sys.modules and "kharness.report.render" in sys.modules
+    assert html._env.cache and any("report.html.j2" in str(k) for k in html._env.cache._mapping)
 
 
 # ------------------------------------------------------------------ run-job, on the host
