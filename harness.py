@@ -23,5 +23,24 @@ if sys.dont_write_bytecode and not sys.pycache_prefix and _venv_python.exists():
 
 from kharness.cli import main  # noqa: E402
 
+def _exit(status: int) -> None:
+    """Leave without tearing the interpreter down: freeing every module and object after a run
+    took 0.1-0.3 s here, and nothing of ours needs it. What an ordinary exit does for us is done
+    first: non-daemon threads joined, atexit handlers run (vm.kill_all, tempfile cleanup,
+    logging), the standard streams flushed (every file of ours is closed or flushed per write)."""
+    import atexit
+    import threading
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):      # a closed pipe (`| head`): an ordinary exit would not mind either
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main() or 0)

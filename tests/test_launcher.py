@@ -55,3 +55,23 @@ def test_bytecode_goes_under_the_venv_even_with_dontwritebytecode():
     finally:
         import shutil
         shutil.rmtree(REPO / ".venv" / "pycache-test-explicit", ignore_errors=True)
+
+
+def test_exit_runs_the_exit_handlers_and_flushes_before_leaving():
+    """harness.py leaves with os._exit (no interpreter teardown) after what an exit does for
+    us: non-daemon threads joined, atexit handlers (vm.kill_all) run, stdout/stderr flushed."""
+    probe = ("import atexit, runpy, sys, threading, time; g = runpy.run_path(%r, run_name='harness');"
+             "atexit.register(lambda: print('atexit ran'));"
+             "t = threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))); t.start();"
+             "print('buffered', end=''); sys.stderr.write('err');"
+             "g['_exit'](3)") % str(REPO / "harness.py")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 3
+    assert out.stdout == "bufferedthread done\natexit ran\n" and out.stderr == "err", (out.stdout, out.stderr)
+
+
+def test_a_run_of_harness_py_still_says_everything(tmp_path):
+    out = subprocess.run([str(REPO / "harness.py"), "list", "-c", "configs/default.yaml"], capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    from kharness import catalogue
+    assert out.returncode == 0 and out.stdout.rstrip().endswith(list(catalogue.load().values())[-1].description)
