@@ -252,6 +252,7 @@ if os.environ.get(%r):
 PROTO = r"""#!/bin/sh
 # The prototype: QEMU, wait for the ready marker, OpenSSH `true`, kill.
 d={work}
+t0=$(date +%s.%N)
 rm -f $d/test.img $d/scratch.img $d/console $d/qmp.sock
 truncate -s {disk} $d/test.img $d/scratch.img
 : > $d/console
@@ -261,10 +262,13 @@ until grep -q KHARNESS-READY $d/console; do
     kill -0 $q 2>/dev/null || {{ echo "QEMU exited" >&2; exit 1; }}
     sleep 0.05
 done
+t1=$(date +%s.%N)
 ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
     -o UserKnownHostsFile=$d/known_hosts -o LogLevel=ERROR -p {port} root@127.0.0.1 true
 rc=$?
+t2=$(date +%s.%N)
 kill $q; wait $q 2>/dev/null
+echo "proto-times $t0 $t1 $t2"
 exit $rc
 """
 
@@ -361,6 +365,7 @@ def phases(trace: dict, t_popen: float, t_exit: float, guest_seconds: float | No
 def main() -> None:
     import argparse
     import json
+    import re
     import shlex
     import shutil
     import statistics
@@ -411,10 +416,12 @@ def main() -> None:
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE % (TRACE_ENV, TRACE_ENV, str(Path(__file__).resolve()),
                                                             TRACE_ENV))
-    walls: dict[str, list[float]] = {k: [] for k in kinds}
-    traced: dict[str, list[dict[str, float]]] = {k: [] for k in kinds if k.startswith("traced")}
+    walls: dict[str, dict[int, float]] = {k: {} for k in kinds}        # kind -> round -> seconds
+    failed: dict[str, int] = {}
+    traced: dict[str, dict[int, dict[str, float]]] = {k: {} for k in kinds if k.startswith("traced")}
     guest_secs: list[float] = []
     boot_secs: list[float] = []
+    proto_phases: list[tuple[float, float, float]] = []   # to the ready marker, ssh true, the rest
     for rnd in range(args.rounds):
         order = kinds if rnd % 2 == 0 else kinds[::-1]
         load = os.getloadavg()[0]
@@ -424,11 +431,14 @@ def main() -> None:
             if kind == "prototype":
                 proto = prototype_script(cfg, kart, img, work / "proto", vm.free_port())
                 wall, rc = timed(["sh", str(proto)], log)
+                if rc == 0 and (m := re.search(r"proto-times (\S+) (\S+) (\S+)", log.read_text())):
+                    t0, t1, t2 = map(float, m.groups())
+                    proto_phases.append((t1 - t0, t2 - t1, wall - (t2 - t0)))
             elif kind == "harness" or kind in against:
                 argv = harness_argv if kind == "harness" else [str(against[kind] / "harness.py"), *harness_argv[1:]]
                 wall, rc = timed(argv, log)
                 gs, bs = _record_times(run_dir_of(log))
-                if kind == "harness":
+                if kind == "harness" and rc == 0:
                     guest_secs += [gs] if gs is not None else []
                     boot_secs += [bs] if bs is not None else []
             else:
@@ -441,39 +451,65 @@ def main() -> None:
                 t0 = time.monotonic()
                 wall, rc = timed([str(tree / "harness.py"), *harness_argv[1:]], log, env)
                 gs, _ = _record_times(run_dir_of(log))
-                traced[kind].append(phases(json.loads(out.read_text()), t0, t0 + wall, gs))
-            walls[kind].append(wall)
-            line.append(f"{kind} {wall:6.2f} s" + ("" if rc == 0 else f" (exit {rc}; see {log})"))
+                if rc == 0 and out.exists():
+                    traced[kind][rnd] = phases(json.loads(out.read_text()), t0, t0 + wall, gs)
+            if rc == 0:
+                walls[kind][rnd] = wall
+            else:       # not a comparable time (a prototype's QEMU that lost its port, a failed run)
+                failed[kind] = failed.get(kind, 0) + 1
+                if kind == "prototype":
+                    shutil.copyfile(work / "proto" / "qemu.log", log.with_suffix(".qemu.log"))
+            line.append(f"{kind} {wall:6.2f} s" + ("" if rc == 0 else f" (exit {rc}, left out; see {log})"))
         print(f"round {rnd + 1} (load {load:4.2f}): " + ", ".join(line), flush=True)
 
+    def med(v):
+        return statistics.median(v) if v else float("nan")
+
+    def pairs(a: dict, b: dict, f) -> list[float]:
+        """f(a, b) for the rounds both have."""
+        return [f(a[r], b[r]) for r in sorted(a) if r in b]
+
+    def span(v):
+        return f"median {med(v):+.3f} [{min(v, default=float('nan')):+.3f}, {max(v, default=float('nan')):+.3f}]"
+
     print()
+    if failed:
+        print("left out (nonzero exit): " + ", ".join(f"{k} {n}" for k, n in failed.items()))
     for kind in kinds:
-        v = walls[kind]
-        print(f"{kind:10} median {statistics.median(v):6.2f} s  [{min(v):6.2f}, {max(v):6.2f}]  "
+        v = list(walls[kind].values())
+        print(f"{kind:16} median {med(v):6.2f} s  [{min(v, default=0):6.2f}, {max(v, default=0):6.2f}]  "
               f"runs: {', '.join(f'{x:.2f}' for x in v)}")
     for k in against:
-        d = [a - b for a, b in zip(walls["harness"], walls[k])]
-        print(f"paired harness - {k}: median {statistics.median(d):+.2f} s [{min(d):+.2f}, {max(d):+.2f}]; "
-              f"ratio of medians {k}/prototype "
-              f"{statistics.median(walls[k]) / statistics.median(walls['prototype']):.3f}")
-    ratio = statistics.median(walls["harness"]) / statistics.median(walls["prototype"])
-    paired = [h / p for h, p in zip(walls["harness"], walls["prototype"])]
+        d = pairs(walls["harness"], walls[k], lambda a, b: a - b)
+        print(f"paired harness - {k}: {span(d)} s over {len(d)} rounds; ratio of medians {k}/prototype "
+              f"{med(list(walls[k].values())) / med(list(walls['prototype'].values())):.3f}")
+    ratio = med(list(walls["harness"].values())) / med(list(walls["prototype"].values()))
+    paired = pairs(walls["harness"], walls["prototype"], lambda h, p: h / p)
     print(f"ratio of medians harness/prototype: {ratio:.3f}  (per round: "
-          f"{', '.join(f'{x:.2f}' for x in paired)}; median {statistics.median(paired):.3f})")
+          f"{', '.join(f'{x:.2f}' for x in paired)}; median {med(paired):.3f})")
+    if proto_phases:
+        print("prototype runs: " + ", ".join(f"{what} median {med([p[i] for p in proto_phases]):.2f} s"
+                                             for i, what in enumerate(("start to ready marker", "ssh true",
+                                                                       "the rest (sh, disks, kill)"))))
     if guest_secs:
-        print(f"harness runs: the job's own time in the guest median {statistics.median(guest_secs):.2f} s, "
-              f"boot to ssh ready median {statistics.median(boot_secs):.2f} s (summary.json)")
-    if traced:
-        names = list(traced)
-        print(f"\nphases of the traced runs, seconds: median [min, max] of {args.rounds}"
+        print(f"harness runs: the job's own time in the guest median {med(guest_secs):.2f} s, "
+              f"boot to ssh ready median {med(boot_secs):.2f} s (summary.json)")
+    names = [n for n in traced if traced[n]]
+    if names:
+        print(f"\nphases of the traced runs, seconds: median [min, max] of the rounds that ran"
               + "".join(f"; {n} = {REPO if n == 'traced' else against[n.removeprefix('traced-')]}" for n in names))
         print(f"  {'phase':44}" + "".join(f"{n:>26}" for n in names))
-        for k in traced[names[0]][0]:
+        for k in next(iter(traced[names[0]].values())):
             cols = []
             for n in names:
-                vals = [t[k] for t in traced[n]]
-                cols.append(f"{statistics.median(vals):7.3f} [{min(vals):6.3f},{max(vals):6.3f}]")
+                vals = [t[k] for t in traced[n].values()]
+                cols.append(f"{med(vals):7.3f} [{min(vals):6.3f},{max(vals):6.3f}]")
             print(f"  {k:44}" + "".join(f"{c:>26}" for c in cols))
+        own = "harness's own (wall - boot - job in guest)"
+        for n in names:
+            if n != "traced" and "traced" in names:
+                d = pairs(traced["traced"], traced[n], lambda a, b: a[own] - b[own])
+                print(f"paired harness's own time, traced - {n}: {span(d)} s over {len(d)} rounds")
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
 
