@@ -2,7 +2,7 @@
 """One fresh-guest job, whole process, paired against a minimal prototype in the same run.
 
     .venv/bin/python bench/job_overhead.py [-n 5] [-c configs/default.yaml] [--test zero-range-basic]
-        [--fs ext4] [--against TREE ...] [--no-trace] [--profile] [--keep DIR]
+        [--fs ext4] [--against TREE ...] [--no-trace | --trace-only] [--profile] [--keep DIR]
 
 Each round runs these whole processes, in alternating order (round 1 as listed, round 2
 reversed, ...), so that a noisy machine hits all of them alike:
@@ -376,7 +376,10 @@ def main() -> None:
     ap.add_argument("-c", "--config", default="configs/default.yaml")
     ap.add_argument("--test", default="zero-range-basic")
     ap.add_argument("--fs", default="ext4")
-    ap.add_argument("--no-trace", action="store_true", help="skip (c), the traced harness runs")
+    ap.add_argument("--no-trace", action="store_true", help="skip the traced runs")
+    ap.add_argument("--trace-only", action="store_true",
+                    help="skip the untraced harness runs (the ratio is then the traced runs'): for comparing "
+                         "versions by their own time, which the boot's variance under load does not blur")
     ap.add_argument("--against", metavar="TREE", action="append", default=[],
                     help="also run (b) from another checkout TREE (e.g. `git archive` of the previous "
                          "commit), in the same rounds: a paired comparison of two versions (repeatable)")
@@ -409,8 +412,8 @@ def main() -> None:
     against = {f"against{i + 1}": Path(t).resolve() for i, t in enumerate(args.against)}
     for k, t in against.items():
         print(f"{k}: {t / 'harness.py'} (same arguments)")
-    kinds = ["prototype", "harness"] + list(against)
-    if not args.no_trace:
+    kinds = ["prototype"] + ([] if args.trace_only else ["harness"] + list(against))
+    if not args.no_trace or args.trace_only:
         kinds += ["traced"] + [f"traced-{k}" for k in against]
     site = work / "trace-site"
     site.mkdir(exist_ok=True)
@@ -479,13 +482,15 @@ def main() -> None:
         v = list(walls[kind].values())
         print(f"{kind:16} median {med(v):6.2f} s  [{min(v, default=0):6.2f}, {max(v, default=0):6.2f}]  "
               f"runs: {', '.join(f'{x:.2f}' for x in v)}")
+    main_kind = "traced" if args.trace_only else "harness"
     for k in against:
-        d = pairs(walls["harness"], walls[k], lambda a, b: a - b)
-        print(f"paired harness - {k}: {span(d)} s over {len(d)} rounds; ratio of medians {k}/prototype "
-              f"{med(list(walls[k].values())) / med(list(walls['prototype'].values())):.3f}")
-    ratio = med(list(walls["harness"].values())) / med(list(walls["prototype"].values()))
-    paired = pairs(walls["harness"], walls["prototype"], lambda h, p: h / p)
-    print(f"ratio of medians harness/prototype: {ratio:.3f}  (per round: "
+        other = f"traced-{k}" if args.trace_only else k
+        d = pairs(walls[main_kind], walls[other], lambda a, b: a - b)
+        print(f"paired {main_kind} - {other}: {span(d)} s over {len(d)} rounds; ratio of medians {other}/prototype "
+              f"{med(list(walls[other].values())) / med(list(walls['prototype'].values())):.3f}")
+    ratio = med(list(walls[main_kind].values())) / med(list(walls["prototype"].values()))
+    paired = pairs(walls[main_kind], walls["prototype"], lambda h, p: h / p)
+    print(f"ratio of medians {main_kind}/prototype: {ratio:.3f}  (per round: "
           f"{', '.join(f'{x:.2f}' for x in paired)}; median {med(paired):.3f})")
     if proto_phases:
         print("prototype runs: " + ", ".join(f"{what} median {med([p[i] for p in proto_phases]):.2f} s"
