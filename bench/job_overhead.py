@@ -4,8 +4,8 @@
     .venv/bin/python bench/job_overhead.py [-n 5] [-c configs/default.yaml] [--test zero-range-basic]
         [--fs ext4] [--against TREE ...] [--no-trace | --trace-only] [--profile] [--keep DIR]
 
-Each round runs these whole processes, in alternating order (round 1 as listed, round 2
-reversed, ...), so that a noisy machine hits all of them alike:
+Each round runs these whole processes, the order rotated by one each round and reversed
+every other round (every kind takes every place), so that a noisy machine hits all alike:
 
   prototype    a shell script: fresh sparse test/scratch disks, the harness's own QEMU command
                line (kharness.vm.qemu_argv over vm.kernel_cmdline; the config's kernel and image
@@ -381,8 +381,9 @@ def main() -> None:
                     help="skip the untraced harness runs (the ratio is then the traced runs'): for comparing "
                          "versions by their own time, which the boot's variance under load does not blur")
     ap.add_argument("--against", metavar="TREE", action="append", default=[],
-                    help="also run (b) from another checkout TREE (e.g. `git archive` of the previous "
-                         "commit), in the same rounds: a paired comparison of two versions (repeatable)")
+                    help="also run the harness from another checkout TREE (e.g. `git archive` of the previous "
+                         "commit), in the same rounds: a paired comparison of two versions (repeatable: give "
+                         "them newest first, and each step between adjacent trees is paired too)")
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile the traced runs' main thread (KEEP/trace-N.prof; needs --keep)")
     ap.add_argument("--keep", metavar="DIR", help="keep every run's log and the private results here")
@@ -407,7 +408,7 @@ def main() -> None:
     proto = prototype_script(cfg, kart, img, work / "proto", vm.free_port())     # shown once; rewritten per run
     harness_argv = [str(REPO / "harness.py"), "repro", args.test, "--fs", args.fs, "-c", str(pcfg)]
     print(f"kernel {kart.release} {kart.bzimage}\nimage {img.path}\nprototype {proto}\n"
-          f"harness: {shlex.join(harness_argv)}\nhost {os.cpu_count()} cpus; {args.rounds} rounds, alternating")
+          f"harness: {shlex.join(harness_argv)}\nhost {os.cpu_count()} cpus; {args.rounds} rounds, order rotated")
 
     against = {f"against{i + 1}": Path(t).resolve() for i, t in enumerate(args.against)}
     for k, t in against.items():
@@ -426,7 +427,10 @@ def main() -> None:
     boot_secs: list[float] = []
     proto_phases: list[tuple[float, float, float]] = []   # to the ready marker, ssh true, the rest
     for rnd in range(args.rounds):
-        order = kinds if rnd % 2 == 0 else kinds[::-1]
+        # rotated each round and reversed every other one: every kind takes every place, and
+        # not always the same one follows the prototype (whose QEMU has just exited)
+        order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
+        order = order if rnd % 2 == 0 else order[::-1]
         load = os.getloadavg()[0]
         line = []
         for kind in order:
@@ -515,6 +519,9 @@ def main() -> None:
             if n != "traced" and "traced" in names:
                 d = pairs(traced["traced"], traced[n], lambda a, b: a[own] - b[own])
                 print(f"paired harness's own time, traced - {n}: {span(d)} s over {len(d)} rounds")
+        for a, b in zip(names[1:], names[2:]):      # several --against trees, newest first: each step
+            d = pairs(traced[a], traced[b], lambda x, y: x[own] - y[own])
+            print(f"paired harness's own time, {a} - {b}: {span(d)} s over {len(d)} rounds")
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
 
