@@ -5,7 +5,8 @@
         `git am --3way`; a thread with apply: fuzzy falls back to patchapply.apply_fuzzy
     base config + fragments --merge_config.sh/olddefconfig--> .config, every fragment option checked
     make O=cache/build/<id>-<base> bzImage                   (one output tree per source+base: incremental)
-    cache/kernels/<key>/{bzImage,config,System.map,kernel.json}
+    cache/kernels/<key>/{bzImage,config,System.map,kernel.json}, and vmlinux when the
+                                                             .config has CONFIG_PVH=y (vm.py boots it)
 
 The artifact key hashes the source identity, every applied patch, the final
 .config and the compiler version. A second key over the *inputs* (fragments
@@ -40,6 +41,9 @@ GIT_IDENT = {"GIT_AUTHOR_NAME": "kharness", "GIT_AUTHOR_EMAIL": "kharness@localh
              "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 MAKE_VARS = ["LOCALVERSION=", "KBUILD_BUILD_USER=kharness", "KBUILD_BUILD_HOST=kharness",
              "KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 2000"]
+# Published beside bzImage when the kernel has CONFIG_PVH=y: QEMU loads this ELF straight
+# into the guest and enters it at its PVH note (no decompression, no real-mode setup).
+PVH_VMLINUX = "vmlinux"
 _OBJECT_LINE = re.compile(r"^\s+(CC|AS|LD|AR|HOSTCC|CPP)\s")
 
 
@@ -54,6 +58,12 @@ class KernelArtifact:
     @property
     def bzimage(self) -> Path:
         return self.dir / "bzImage"
+
+    @property
+    def pvh_vmlinux(self) -> Path | None:
+        """The uncompressed kernel with a PVH entry point (published for CONFIG_PVH=y), or None."""
+        p = self.dir / PVH_VMLINUX
+        return p if p.is_file() else None
 
     @property
     def release(self) -> str:
@@ -490,6 +500,8 @@ def _make(k: KernelConfig, repo: Path, out: Path, key: str, log: Path, applied: 
         shutil.copyfile(out / "arch/x86/boot/bzImage", tmp / "bzImage")
         shutil.copyfile(out / ".config", tmp / "config")
         shutil.copyfile(out / "System.map", tmp / "System.map")
+        if parse_config((out / ".config").read_text()).get("CONFIG_PVH") == "y":
+            shutil.copyfile(out / "vmlinux", tmp / PVH_VMLINUX)
         meta = dict(meta, key=key, release=release, build_seconds=round(time.monotonic() - start, 1),
                     objects_compiled=count, make_jobs=jobs, ccache=bool(env),
                     built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

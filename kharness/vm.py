@@ -58,10 +58,25 @@ class VmSpec:
 def kernel_cmdline(hung_task_timeout: int, extra: str = "") -> str:
     parts = ["console=ttyS0,115200", "root=/dev/vda", "rootfstype=ext4", "rw", "init=/sbin/kharness-init",
              "panic=-1", "printk.time=1", "net.ifnames=0",
+             # PCI interrupts from the MP table, not ACPI's interrupt links: evaluating a link's
+             # AML took ~0.15 s per PCI device under TCG (virtio uses MSI-X anyway). ACPI still
+             # enumerates the CPUs (without it the guest gets one).
+             "acpi=noirq",
              f"sysctl.kernel.hung_task_timeout_secs={hung_task_timeout}",
              # Keep reporting a task that stays hung: the job window needs a fresh report.
              "sysctl.kernel.hung_task_warnings=-1"]
     return " ".join(parts + ([extra] if extra else []))
+
+
+PVH_VMLINUX = "vmlinux"        # kernel.PVH_VMLINUX: published beside bzImage for CONFIG_PVH=y
+
+
+def boot_kernel(kernel: Path) -> Path:
+    """What QEMU's -kernel loads for an artifact's bzImage: the uncompressed vmlinux beside it
+    when kernel.py published one (CONFIG_PVH=y: QEMU enters it at its PVH note, with no
+    decompression and no real-mode setup, ~0.1-0.9 s less under TCG), else the bzImage."""
+    pvh = kernel.with_name(PVH_VMLINUX)
+    return pvh if kernel.name == "bzImage" and pvh.is_file() else kernel
 
 
 def qemu_argv(spec: VmSpec) -> list[str]:
@@ -73,7 +88,7 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         argv += ["-accel", "kvm", "-cpu", "host,-arch-capabilities"]
     else:
         argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
-    argv += ["-kernel", str(spec.kernel), "-append", spec.cmdline,
+    argv += ["-kernel", str(boot_kernel(spec.kernel)), "-append", spec.cmdline,
              # snapshot=on: writes go to a temporary overlay; the cached image never changes.
              "-drive", f"file={spec.rootfs},if=virtio,format=raw,snapshot=on,index=0"]
     for i, d in enumerate(spec.disks, start=1):
@@ -266,7 +281,7 @@ class Vm:
                     if rest:
                         self.stream.write(rest.decode("utf-8", errors="replace").replace("\r\n", "\n"))
                     return
-                time.sleep(0.05)
+                time.sleep(0.01)    # the ready marker is seen within 10 ms (was 50: ~25 ms per boot)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

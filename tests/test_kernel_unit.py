@@ -127,3 +127,12 @@ def test_not_a_git_tree(tmp_path):
 def test_unknown_fragment_lists_available():
     with pytest.raises(UserError, match=r"kconfig fragment 'nosuch'.*available: .*virtio-guest"):
         kernel.fragment_path("nosuch")
+
+
+def test_artifact_names_its_pvh_vmlinux_only_when_published(tmp_path):
+    art = kernel.KernelArtifact(tmp_path, "k", {})
+    assert art.bzimage == tmp_path / "bzImage" and art.pvh_vmlinux is None
+    (tmp_path / kernel.PVH_VMLINUX).write_bytes(b"elf")
+    assert art.pvh_vmlinux == tmp_path / "vmlinux"
+    from kharness import vm
+    assert vm.PVH_VMLINUX == kernel.PVH_VMLINUX     # vm.py boots what kernel.py publishes

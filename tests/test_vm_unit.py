@@ -57,6 +57,25 @@ def test_kernel_cmdline_carries_hung_task_timeout():
     assert line.endswith("foo=bar")
 
 
+def test_kernel_cmdline_keeps_the_console_verbose_and_skips_acpi_irq_links():
+    words = vm.kernel_cmdline(7).split()
+    assert "acpi=noirq" in words                  # ~0.15 s per PCI device under TCG otherwise
+    # The console analyzer needs every level at runtime: no quiet, no loglevel, no second console.
+    assert not [w for w in words if w == "quiet" or w.startswith("loglevel=")]
+    assert [w for w in words if w.startswith("console=")] == ["console=ttyS0,115200"]
+
+
+def test_boots_the_pvh_vmlinux_beside_a_bzimage(tmp_path):
+    bz = tmp_path / "bzImage"
+    bz.write_bytes(b"bz")
+    assert opt_values(vm.qemu_argv(spec(kernel=bz)), "-kernel") == [str(bz)]      # no vmlinux: the bzImage
+    (tmp_path / "vmlinux").write_bytes(b"elf")
+    assert opt_values(vm.qemu_argv(spec(kernel=bz)), "-kernel") == [str(tmp_path / "vmlinux")]
+    other = tmp_path / "my-kernel"            # a kernel file given by name is booted as given
+    other.write_bytes(b"bz")
+    assert vm.boot_kernel(other) == other
+
+
 def test_free_port_is_bindable_on_loopback():
     ports = {vm.free_port() for _ in range(5)}
     assert all(1024 < p < 65536 for p in ports)
