@@ -31,7 +31,7 @@ from . import cache, proc
 from .config import REPO, ImageConfig, size_bytes
 from .errors import InfraError, UserError
 
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 KVM_DIR = REPO / "kvm"                       # tests point this at a copy
 RECIPE_FILES = ("packages.txt", "init", "sshd_config")
 DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
@@ -246,9 +246,14 @@ def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes],
             extra.customize(root, log, say)
         host_key_pub = _pub_line(_in(root, "etc/ssh/ssh_host_ed25519_key.pub").read_text())
         proc.run([_tool("chroot"), str(root), "/usr/sbin/sshd", "-t", "-f", "/etc/ssh/sshd_config"], log)
-        # /run is a tmpfs in the guest: leave the directory empty.
+        # /run stays on the root filesystem in the guest (each boot's snapshot=on overlay, so
+        # it starts as packed here): empty but for what kvm/init needs before anything is
+        # mounted, sshd's privilege separation directory and /run/lock (/var/lock points there).
         for p in _in(root, "run").iterdir():
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        for d, mode in (("run/sshd", 0o755), ("run/lock", 0o1777)):
+            _in(root, d).mkdir()
+            os.chmod(_in(root, d), mode)
 
         need = _tree_bytes(root)
         if need * 1.25 + (64 << 20) > size_bytes(cfg.size):
@@ -322,7 +327,7 @@ def _customize(root: Path, recipe: dict[str, bytes], tmp: Path, log: Path) -> No
     _in(root, "etc/hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n"
                                     "::1\tlocalhost ip6-localhost ip6-loopback\n")
     _in(root, "etc/fstab").write_text(
-        "# kharness guest: /sbin/kharness-init mounts /proc, /sys, /dev, /run, /tmp itself;\n"
+        "# kharness guest: /sbin/kharness-init mounts /proc, /sys, /dev/pts, /dev/shm, /tmp itself;\n"
         "# the harness mounts the test and scratch disks. Nothing here is mounted at boot.\n"
         f"LABEL={LABEL}\t/\text4\tdefaults\t0 0\n")
     # The guest network is restrict=on: no DNS. Don't carry the host's resolv.conf.
@@ -332,6 +337,14 @@ def _customize(root: Path, recipe: dict[str, bytes], tmp: Path, log: Path) -> No
     resolv.write_text("# no DNS in the kharness guest (QEMU user networking, restrict=on)\n")
     for d in ("mnt/test", "mnt/scratch", "run/sshd"):
         _in(root, d).mkdir(parents=True, exist_ok=True)
+    # devtmpfs has no /dev/fd or /dev/std*: kvm/init copies these onto it with one cp
+    # (under TCG a fork+exec costs ~0.1 s; four ln would be four).
+    devlinks = _in(root, "usr/lib/kharness/dev")
+    devlinks.mkdir(parents=True, exist_ok=True)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        (devlinks / name).unlink(missing_ok=True)
+        (devlinks / name).symlink_to(target)
 
     # Keep the image small: downloaded .debs and apt lists are not needed in the guest.
     for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*"):

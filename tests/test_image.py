@@ -154,6 +154,14 @@ def test_init_contract():
     assert "KHARNESS-READY" in text
     assert "10.0.2.15/24" in text and "10.0.2.2" in text
     assert "/run/sshd" in text and "/usr/sbin/sshd" in text
+    # Boot speed under TCG (a fork+exec costs ~0.1 s): sshd starts first, without a re-exec per
+    # login; one mount(8) for every pseudo filesystem; one cp for the /dev links.
+    code = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    sshd = next(i for i, ln in enumerate(code) if ln.startswith("/usr/sbin/sshd -D"))
+    assert "-r" in code[sshd].split()
+    assert sshd < next(i for i, ln in enumerate(code) if ln.startswith("mount -a"))
+    assert sum(ln.startswith("mount ") for ln in code) <= 3     # mount -a, and two fallbacks
+    assert not any(ln.startswith(("ln ", "[ -e /dev/fd ] || ln")) for ln in code)
     # PID 1 ends in an endless loop, never falls off the end
     assert text.rstrip().endswith("done")
     assert "while :; do" in text
@@ -313,6 +321,10 @@ def test_customize_skeleton(tmp_path):
     assert (root / "etc/hostname").read_text() == "kharness\n"
     assert "192.0.2.1" not in (root / "etc/resolv.conf").read_text()
     assert (root / "mnt/test").is_dir() and (root / "mnt/scratch").is_dir()
+    # kvm/init copies these onto devtmpfs with one cp (no ln per link at boot)
+    links = {p.name: os.readlink(p) for p in (root / "usr/lib/kharness/dev").iterdir()}
+    assert links == {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+                     "stderr": "/proc/self/fd/2"}
     assert not list((root / "var/cache/apt/archives").glob("*.deb"))
     assert [p.name for p in (root / "var/lib/apt/lists").iterdir()] == ["partial"]
 
