@@ -69,6 +69,10 @@ def test_run_passes_and_writes_junit(default_run):
         assert len(props["head_commit"]) == 40
     # vm.cpus: 2 must mean two CPUs in the guest (races need them; a tinyconfig guest without ACPI gets one).
     assert "smp: Brought up 1 node, 2 CPUs" in (run_dir / "console.log").read_text()
+    # The default kernel has a PVH entry point (virtio-guest.config): QEMU loads its vmlinux.
+    kernel_args = [ln.split(" -kernel ", 1)[1].split()[0] for ln in (run_dir / "qemu.log").read_text().splitlines()
+                   if ln.startswith("$ qemu-system-x86_64 ")]
+    assert kernel_args and all(a.endswith("/vmlinux") for a in kernel_args), kernel_args
 
 
 def _boots_that_never_got_ready(console: Path) -> list[tuple[int, int]]:
