@@ -2,7 +2,7 @@
 """One fresh-guest job, whole process, paired against a minimal prototype in the same run.
 
     .venv/bin/python bench/job_overhead.py [-n 5] [-c configs/default.yaml] [--test zero-range-basic]
-        [--fs ext4] [--against TREE ...] [--no-trace | --trace-only] [--profile] [--keep DIR]
+        [--fs ext4] [--against TREE ...] [--no-trace | --trace-only] [--job-prototype] [--profile] [--keep DIR]
 
 Each round runs these whole processes, the order rotated by one each round and reversed
 every other round (every kind takes every place), so that a noisy machine hits all alike:
@@ -13,6 +13,10 @@ every other round (every kind takes every place), so that a noisy machine hits a
                KHARNESS-READY in the console file, OpenSSH `ssh -i <image client key>
                -o UserKnownHostsFile=<pinned host key> -p PORT root@127.0.0.1 true`, kill QEMU:
                the least any harness does to run one command in a fresh guest.
+  job-proto    with --job-prototype: the prototype doing the job's work by hand in one OpenSSH
+               command: mkfs and mount the test disk as the variant says, the reproducer's binary
+               (kharness.catalogue.build) sent on stdin, run with its manifest arguments in a
+               directory on the test fs. harness / job-proto is what the harness adds to a job.
   harness      `./harness.py repro TEST --fs FS -c CONFIG`, CONFIG a copy of -c whose `results:`
                is a private directory (the checkout's results/ and history stay as they are).
   againstN     the same command from another tree (--against TREE, e.g. a `git archive` of the
@@ -264,7 +268,7 @@ until grep -q KHARNESS-READY $d/console; do
 done
 t1=$(date +%s.%N)
 ssh -F /dev/null -i {key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-    -o UserKnownHostsFile=$d/known_hosts -o LogLevel=ERROR -p {port} root@127.0.0.1 true
+    -o UserKnownHostsFile=$d/known_hosts -o LogLevel=ERROR -p {port} root@127.0.0.1 {remote} {stdin}
 rc=$?
 t2=$(date +%s.%N)
 kill $q; wait $q 2>/dev/null
@@ -281,8 +285,27 @@ def private_config(src: Path, results_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def prototype_script(cfg, kart, img, work: Path, port: int) -> Path:
-    """proto.sh for one run: the product's QEMU command line with this run's port, concrete."""
+def job_command(cfg, fs: str, test: str, log: Path) -> tuple[str, Path]:
+    """The job prototype's remote command and the binary it reads on stdin: the variant's mkfs
+    and mount of the test disk, the reproducer with its manifest arguments on the test fs."""
+    import shlex
+    from kharness import catalogue
+    from kharness.session import TEST_DEV, TEST_MNT
+    v = next(v for v in cfg.variants if v.name == fs)
+    t = catalogue.load()[test]
+    if not t.source:
+        sys.exit(f"--job-prototype: {test} is a script; give a C reproducer")
+    mkfs = (["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]) + shlex.split(v.mkfs)
+    mount = ["mount", "-t", v.fstype, *shlex.split(v.mount), TEST_DEV, TEST_MNT]
+    cmd = (f"{shlex.join(mkfs + [TEST_DEV])} && {shlex.join(mount)} && cat > /root/{t.name} && "
+           f"chmod +x /root/{t.name} && mkdir {TEST_MNT}/job && cd {TEST_MNT}/job && "
+           f"/root/{t.name} {shlex.join(t.args)} >/dev/null")
+    return shlex.quote(cmd), catalogue.build(t, log)
+
+
+def prototype_script(cfg, kart, img, work: Path, port: int, job: tuple[str, Path] | None = None) -> Path:
+    """proto.sh for one run: the product's QEMU command line with this run's port, concrete;
+    with job (job_command's), the job's work instead of `true`."""
     import shlex
     from kharness import vm
     work.mkdir(parents=True, exist_ok=True)
@@ -294,7 +317,9 @@ def prototype_script(cfg, kart, img, work: Path, port: int) -> Path:
     script = work / "proto.sh"
     script.write_text(PROTO.format(work=shlex.quote(str(work)), disk=cfg.vm.disk_size,
                                    qemu=shlex.join(vm.qemu_argv(spec)), port=port,
-                                   key=shlex.quote(str(img.client_key))))
+                                   key=shlex.quote(str(img.client_key)),
+                                   remote=job[0] if job else "true",
+                                   stdin=f"< {shlex.quote(str(job[1]))}" if job else "< /dev/null"))
     return script
 
 
@@ -384,6 +409,8 @@ def main() -> None:
                     help="also run the harness from another checkout TREE (e.g. `git archive` of the previous "
                          "commit), in the same rounds: a paired comparison of two versions (repeatable: give "
                          "them newest first, and each step between adjacent trees is paired too)")
+    ap.add_argument("--job-prototype", action="store_true",
+                    help="also run the prototype doing the job's own work (mkfs, mount, upload, the reproducer)")
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile the traced runs' main thread (KEEP/trace-N.prof; needs --keep)")
     ap.add_argument("--keep", metavar="DIR", help="keep every run's log and the private results here")
@@ -413,7 +440,8 @@ def main() -> None:
     against = {f"against{i + 1}": Path(t).resolve() for i, t in enumerate(args.against)}
     for k, t in against.items():
         print(f"{k}: {t / 'harness.py'} (same arguments)")
-    kinds = ["prototype"] + ([] if args.trace_only else ["harness"] + list(against))
+    job = job_command(cfg, args.fs, args.test, scratch / "build.log") if args.job_prototype else None
+    kinds = ["prototype"] + (["job-proto"] if job else []) + ([] if args.trace_only else ["harness"] + list(against))
     if not args.no_trace or args.trace_only:
         kinds += ["traced"] + [f"traced-{k}" for k in against]
     site = work / "trace-site"
@@ -435,10 +463,12 @@ def main() -> None:
         line = []
         for kind in order:
             log = work / f"{kind}-{rnd + 1}.log"
-            if kind == "prototype":
-                proto = prototype_script(cfg, kart, img, work / "proto", vm.free_port())
+            if kind in ("prototype", "job-proto"):
+                proto = prototype_script(cfg, kart, img, work / "proto", vm.free_port(),
+                                         job if kind == "job-proto" else None)
                 wall, rc = timed(["sh", str(proto)], log)
-                if rc == 0 and (m := re.search(r"proto-times (\S+) (\S+) (\S+)", log.read_text())):
+                if kind == "prototype" and rc == 0 and \
+                        (m := re.search(r"proto-times (\S+) (\S+) (\S+)", log.read_text())):
                     t0, t1, t2 = map(float, m.groups())
                     proto_phases.append((t1 - t0, t2 - t1, wall - (t2 - t0)))
             elif kind == "harness" or kind in against:
@@ -464,7 +494,7 @@ def main() -> None:
                 walls[kind][rnd] = wall
             else:       # not a comparable time (a prototype's QEMU that lost its port, a failed run)
                 failed[kind] = failed.get(kind, 0) + 1
-                if kind == "prototype":
+                if kind in ("prototype", "job-proto"):
                     shutil.copyfile(work / "proto" / "qemu.log", log.with_suffix(".qemu.log"))
             line.append(f"{kind} {wall:6.2f} s" + ("" if rc == 0 else f" (exit {rc}, left out; see {log})"))
         print(f"round {rnd + 1} (load {load:4.2f}): " + ", ".join(line), flush=True)
@@ -496,6 +526,11 @@ def main() -> None:
     paired = pairs(walls[main_kind], walls["prototype"], lambda h, p: h / p)
     print(f"ratio of medians {main_kind}/prototype: {ratio:.3f}  (per round: "
           f"{', '.join(f'{x:.2f}' for x in paired)}; median {med(paired):.3f})")
+    if job and walls["job-proto"]:
+        ratio_job = med(list(walls[main_kind].values())) / med(list(walls["job-proto"].values()))
+        paired_job = pairs(walls[main_kind], walls["job-proto"], lambda h, p: h / p)
+        print(f"ratio of medians {main_kind}/job-proto: {ratio_job:.3f}  (per round: "
+              f"{', '.join(f'{x:.2f}' for x in paired_job)}; median {med(paired_job):.3f})")
     if proto_phases:
         print("prototype runs: " + ", ".join(f"{what} median {med([p[i] for p in proto_phases]):.2f} s"
                                              for i, what in enumerate(("start to ready marker", "ssh true",
