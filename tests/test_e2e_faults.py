@@ -613,7 +613,7 @@ def test_cache_publishing_concurrent_writers(tmp_cache):
     """Eight processes publish the same key at once (two of them fail half way): every successful
     writer gets the one complete entry, and no temporary directory is left behind."""
     import multiprocessing
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")     # not fork: see test_reproducer_build_concurrent
     with ctx.Pool(8) as pool:
         got = pool.starmap(_publish, [("k" * 64, i, i in (2, 5)) for i in range(8)])
     final = tmp_cache / "bin" / ("k" * 64)
@@ -633,7 +633,10 @@ def test_reproducer_build_concurrent(tmp_cache, tmp_path):
     """Three processes build the same reproducer into an empty cache at once (gcc -static, really):
     all get the same binary path, the binary is complete (it runs), nothing temporary is left."""
     import multiprocessing
-    with multiprocessing.get_context("fork").Pool(3) as pool:
+    # spawn, not fork: a fork of this many-threaded pytest process (background threads of earlier
+    # in-process harness runs, e.g. the one importing paramiko while a guest boots) can copy a
+    # lock another thread holds, and the child waits on it forever (make test-fast hung here).
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
         got = pool.map(_build, [str(tmp_path)] * 3)
     assert len(set(got)) == 1
     usage = subprocess.run([got[0], "-h"], capture_output=True, text=True, timeout=30)
