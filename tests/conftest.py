@@ -18,6 +18,14 @@ def tmp_cache(tmp_path, monkeypatch):
     return d
 
 
+def as_foreground_job() -> None:
+    """preexec_fn for a harness that a test will Ctrl-C: SIGINT back to its default, as a terminal's
+    foreground job has it. A shell starts background commands (`make test &` in a script) with
+    SIGINT ignored, their children inherit that, and Python then never raises KeyboardInterrupt."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def harness(*args, cwd=REPO, env=None, timeout=None):
     """Run ./harness.py as a user would; returns CompletedProcess (text)."""
     import subprocess

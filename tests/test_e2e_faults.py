@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, harness
+from conftest import REPO, as_foreground_job, harness
 
 E2E = pytest.mark.e2e
 KERNEL = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())["kernel"]   # the cached build
@@ -66,7 +66,7 @@ class Box:
         out = open(self.tmp / "harness.out", "w")
         return subprocess.Popen([sys.executable, str(REPO / "harness.py"), *args], cwd=REPO,
                                 env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+                                text=True, start_new_session=True, preexec_fn=as_foreground_job)
 
     def output(self) -> str:
         return (self.tmp / "harness.out").read_text()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, harness
+from conftest import REPO, as_foreground_job, harness
 from test_e2e_faults import qemu_pids
 
 pytestmark = pytest.mark.e2e
@@ -154,7 +154,8 @@ def test_ctrl_c_during_a_parallel_run_leaves_no_qemu(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     out = open(tmp_path / "harness.out", "w")
     h = subprocess.Popen([sys.executable, str(REPO / "harness.py"), "run", "-c", str(cfg), "-j", "2"], cwd=REPO,
-                         env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                         env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                         preexec_fn=as_foreground_job)
     results = tmp_path / "intr" / "results"
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
