@@ -290,14 +290,13 @@ def job_command(cfg, fs: str, test: str, log: Path) -> tuple[str, Path]:
     and mount of the test disk, the reproducer with its manifest arguments on the test fs."""
     import shlex
     from kharness import catalogue
-    from kharness.session import TEST_DEV, TEST_MNT
+    from kharness.session import TEST_MNT, test_fs_argv
     v = next(v for v in cfg.variants if v.name == fs)
     t = catalogue.load()[test]
     if not t.source:
         sys.exit(f"--job-prototype: {test} is a script; give a C reproducer")
-    mkfs = (["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]) + shlex.split(v.mkfs)
-    mount = ["mount", "-t", v.fstype, *shlex.split(v.mount), TEST_DEV, TEST_MNT]
-    cmd = (f"{shlex.join(mkfs + [TEST_DEV])} && {shlex.join(mount)} && cat > /root/{t.name} && "
+    mkfs, mount = test_fs_argv(v)          # what the harness runs for the variant
+    cmd = (f"{shlex.join(mkfs)} && {shlex.join(mount)} && cat > /root/{t.name} && "
            f"chmod +x /root/{t.name} && mkdir {TEST_MNT}/job && cd {TEST_MNT}/job && "
            f"/root/{t.name} {shlex.join(t.args)} >/dev/null")
     return shlex.quote(cmd), catalogue.build(t, log)

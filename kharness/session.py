@@ -323,9 +323,7 @@ class Session:
             return None
         if v.name in self.cannot_mount:       # same kernel all run long: do not ask again
             return self.cannot_mount[v.name]
-        mkfs = ["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]
-        mkfs += shlex.split(v.mkfs) + [TEST_DEV]
-        mount = ["mount", "-t", v.fstype] + shlex.split(v.mount) + [TEST_DEV, TEST_MNT]
+        mkfs, mount = test_fs_argv(v)
         # mount(8) exits 32 when the kernel refused the mount (an option it lacks: skip, with the
         # kernel's word from dmesg); any other failure (1: bad usage) is an error, said by mount.
         # umount only when something is mounted there, mkdir only when it is missing: shell
@@ -345,6 +343,13 @@ class Session:
             raise InfraError(f"setting up variant {v.name} failed: {(out.stderr or out.lost or '').strip()[-300:]}")
         self.mounted = v
         return None
+
+
+def test_fs_argv(v: Variant) -> tuple[list[str], list[str]]:
+    """The guest commands that make variant v's filesystem on the test disk and mount it."""
+    mkfs = ["mkfs.xfs", "-f", "-q"] if v.fstype == "xfs" else ["mkfs.ext4", "-F", "-q"]
+    return (mkfs + shlex.split(v.mkfs) + [TEST_DEV],
+            ["mount", "-t", v.fstype] + shlex.split(v.mount) + [TEST_DEV, TEST_MNT])
 
 
 def warm_up() -> None:

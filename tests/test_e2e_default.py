@@ -67,7 +67,8 @@ def test_run_passes_and_writes_junit(default_run):
         assert props["series"] == "kharness-id,zero-range-race-window"
         assert props["accel"].split()[0] in ("kvm", "tcg")
         assert len(props["head_commit"]) == 40
-    # vm.cpus: 2 must mean two CPUs in the guest (races need them; a tinyconfig guest without ACPI gets one).
+    # vm.cpus: 2 must mean two CPUs in the guest (races need them; without ACPI the guest finds them
+    # in the MP table only because QEMU gives it one socket per CPU).
     assert "smp: Brought up 1 node, 2 CPUs" in (run_dir / "console.log").read_text()
     # The default kernel has a PVH entry point (virtio-guest.config): QEMU loads its vmlinux.
     kernel_args = [ln.split(" -kernel ", 1)[1].split()[0] for ln in (run_dir / "qemu.log").read_text().splitlines()
