@@ -72,6 +72,7 @@ class Tracer:
         ("kharness.session", "Session._mkdir", "mkdir"),
         ("kharness.session", "Session.prepare", "mkfs+mount"),
         ("kharness.catalogue", "build", "binary build (cache)"),
+        ("kharness.tools_disk", "disk", "tools disk"),
         ("kharness.lifecycle", "_settle", "settle"),
         ("kharness.lifecycle", "copy_windows", "window copy"),
         ("kharness.verdict", "judge", "verdict"),
@@ -366,6 +367,7 @@ def phases(trace: dict, t_popen: float, t_exit: float, guest_seconds: float | No
     p["mkdir + run-job upload"] = excl("mkdir") + excl("sftp put_text", lambda e: e["depth"] == 0)
     p["mkfs + mount"] = excl("mkfs+mount")
     p["binary build (cache) + upload"] = excl("binary build (cache)") + excl("sftp put", lambda e: e["depth"] == 0)
+    p["tools disk (cache lookup or mke2fs)"] = excl("tools disk")
     job = total("ssh run: run-job (the job)")
     p["job: command in guest"] = guest_seconds or 0.0
     p["job: around it (ssh, run-job, polls)"] = job - (guest_seconds or 0.0)

@@ -1,4 +1,4 @@
-"""The SSH session into the guest (paramiko): connect with a pinned host key, run, copy.
+"""The SSH session into the guest (paramiko): connect with a pinned host key, run, write small files.
 
 The guest's host key was generated when the image was built and is the only
 one accepted (RejectPolicy); a guest presenting another key is refused.
@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import logging
 import socket
-import stat
 import threading
 import time
 from pathlib import Path
@@ -62,12 +61,6 @@ def _warm_thread(also: Callable[[], None] | None) -> None:
             also()
         except BaseException:
             pass
-
-
-def copy_errors() -> tuple[type[BaseException], ...]:
-    """What put/put_text/get/makedirs raise when the copy fails: an SFTP error (OSError), or the
-    connection or its channel gone (EOFError, paramiko.SSHException)."""
-    return OSError, EOFError, _paramiko().SSHException
 
 
 def _save(f, data: bytes, errors: list[str]):
@@ -227,38 +220,16 @@ class Guest:
             self._sftp = self.client.open_sftp()
         return self._sftp
 
-    def put(self, local: Path, remote: str, mode: int = 0o755) -> None:
-        sftp = self.sftp()
-        sftp.put(str(local), remote)
-        sftp.chmod(remote, mode)
-
     def put_text(self, text: str, remote: str, mode: int = 0o755) -> None:
-        sftp = self.sftp()
-        with sftp.open(remote, "w") as f:
-            f.write(text)
-        sftp.chmod(remote, mode)
-
-    def get(self, remote: str, local: Path) -> None:
-        self.sftp().get(remote, str(local))
-
-    def makedirs(self, path: str, mode: int = 0o755) -> None:
-        """`mkdir -p path` over SFTP (no command, so no shell and no mkdir process in the guest).
-        OSError when a component cannot be made or is not a directory."""
-        sftp = self.sftp()
+        """Write a small file in the guest. InfraError when the copy fails: an SFTP error
+        (OSError), or the connection or its channel gone (EOFError, paramiko.SSHException)."""
         try:
-            if stat.S_ISDIR(sftp.stat(path).st_mode):
-                return
-            raise OSError(f"{path} exists and is not a directory")
-        except FileNotFoundError:
-            pass
-        parent = path.rstrip("/").rpartition("/")[0]
-        if parent:
-            self.makedirs(parent, mode)
-        try:
-            sftp.mkdir(path, mode)
-        except OSError:
-            if not stat.S_ISDIR(sftp.stat(path).st_mode):     # made meanwhile is as good
-                raise
+            sftp = self.sftp()
+            with sftp.open(remote, "w") as f:
+                f.write(text)
+            sftp.chmod(remote, mode)
+        except (OSError, EOFError, _paramiko().SSHException) as e:
+            raise InfraError(f"cannot write {remote} in the guest: {str(e) or type(e).__name__}") from None
 
     def close(self) -> None:
         if self._sftp:

@@ -189,7 +189,7 @@ def preflight(cfg: ImageConfig) -> None:
         _preflight(resolve_suite(cfg))
 
 
-def _tool(name: str) -> str:
+def host_tool(name: str) -> str:
     """Full path of a host tool (root's sbin directories included even when PATH lacks them)."""
     found = shutil.which(name, path=os.environ.get("PATH", os.defpath) + ":/usr/sbin:/sbin")
     if not found:
@@ -212,7 +212,7 @@ def _preflight(suite: str) -> None:
         raise UserError(f"image.suite: debootstrap knows no suite {suite!r} "
                         f"(e.g. {', '.join(debian or known[:8])})")
     for tool in ("debootstrap", "mke2fs", "ssh-keygen", "chroot"):
-        _tool(tool)
+        host_tool(tool)
     if not _is_root():
         raise InfraError("building the guest image needs root (debootstrap creates device "
                          "nodes and root-owned files); run as root")
@@ -228,7 +228,7 @@ def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes],
     root = tmp / "root"
     try:
         say(f"debootstrap {suite} with {len(pkgs)} packages (a minute or more)")
-        argv = [_tool("debootstrap"), "--variant=minbase", f"--include={','.join(pkgs)}", suite, str(root)]
+        argv = [host_tool("debootstrap"), "--variant=minbase", f"--include={','.join(pkgs)}", suite, str(root)]
         if cfg.mirror:
             argv.append(cfg.mirror)
         start = log.stat().st_size if log.exists() else 0
@@ -245,7 +245,7 @@ def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes],
         if extra:
             extra.customize(root, log, say)
         host_key_pub = _pub_line(_in(root, "etc/ssh/ssh_host_ed25519_key.pub").read_text())
-        proc.run([_tool("chroot"), str(root), "/usr/sbin/sshd", "-t", "-f", "/etc/ssh/sshd_config"], log)
+        proc.run([host_tool("chroot"), str(root), "/usr/sbin/sshd", "-t", "-f", "/etc/ssh/sshd_config"], log)
         # /run stays on the root filesystem in the guest (each boot's snapshot=on overlay, so
         # it starts as packed here): empty but for what kvm/init needs before anything is
         # mounted, sshd's privilege separation directory and /run/lock (/var/lock points there).
@@ -260,7 +260,7 @@ def _build_into(tmp: Path, key: str, cfg: ImageConfig, recipe: dict[str, bytes],
             raise UserError(f"image.size: {cfg.size} is too small for the guest root filesystem "
                             f"({need >> 20} MiB of files); use at least {_suggest(need)}")
         say(f"packing {ROOTFS} ({cfg.size}, mke2fs -d, {need >> 20} MiB of files)")
-        proc.run([_tool("mke2fs"), "-q", "-t", "ext4", "-L", LABEL, "-d", str(root),
+        proc.run([host_tool("mke2fs"), "-q", "-t", "ext4", "-L", LABEL, "-d", str(root),
                   str(tmp / ROOTFS), cfg.size], log)
     except BaseException:
         _release_tree(root, log)
@@ -305,12 +305,12 @@ def _customize(root: Path, recipe: dict[str, bytes], tmp: Path, log: Path) -> No
     # Host key: our own ed25519 only (debootstrap's postinst made rsa/ecdsa/ed25519 ones).
     for old in ssh.glob("ssh_host_*"):
         old.unlink()
-    proc.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", f"root@{HOSTNAME}",
+    proc.run([host_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", f"root@{HOSTNAME}",
               "-f", str(ssh / "ssh_host_ed25519_key")], log)
     os.chmod(ssh / "ssh_host_ed25519_key", 0o600)
 
     # Client key for the harness, kept beside the image (outside it).
-    proc.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", "kharness-harness",
+    proc.run([host_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", "kharness-harness",
               "-f", str(tmp / CLIENT_KEY)], log)
     os.chmod(tmp / CLIENT_KEY, 0o600)
     dot_ssh = _in(root, "root/.ssh")

@@ -1,8 +1,9 @@
 """The reproducer suite: our zero-range programs (reproducers/manifest.yaml) as jobs.
 
 What differs from other suites, and only that: plan (variants x tests x iterations),
-upload the host-built binary or script, the command line, and how to read its result
-(exit status, MISMATCH lines, the variant's path proof). The lifecycle is lifecycle.py's.
+build the binaries on the host before the first boot (they reach the guest on the tools
+disk, tools_disk.py), the command line, and how to read its result (exit status, MISMATCH
+lines, the variant's path proof). The lifecycle is lifecycle.py's.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from . import catalogue, proof, verdict
 from .catalogue import Reproducer
 from .config import RunConfig, check_job_count, select_variants
 from .errors import InfraError, UserError
-from .guest import Guest
 from .lifecycle import Watched, best_effort, copy_windows, watched
 from .model import Job, JobResult, Variant
 from .proof import PROOFS
@@ -24,7 +24,6 @@ NAME = "reproducers"
 
 class ReproducerSuite:
     name = NAME
-    image = None            # the base image: reproducers are uploaded into it per boot
     config_sections: dict = {}   # `tests:` is the run config's own key
     guest_unit = "test"          # -j N: each test's jobs may go to any guest (its repeats together)
 
@@ -65,13 +64,30 @@ class ReproducerSuite:
             jobs += [Job(NAME, v, t, i, n, duration) for i in range(1, n + 1)]
         return jobs, skipped
 
-    def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]) -> "ReproducerSuite":
-        """Reproducers need no image of their own (binaries are built on the host at upload)."""
-        return self
+    def prepare(self, cfg: RunConfig, run_dir: Path, jobs: list[Job]) -> "Built":
+        """Each planned test's binary (or script), built now for the tools disk. A test that
+        does not build is not the run's end: its jobs are errors that say why."""
+        built = Built()
+        for t in {j.test.name: j.test for j in jobs}.values():
+            try:
+                built.tools[t.name] = catalogue.build(t, run_dir / "setup.log")
+            except InfraError as e:
+                built.errors[t.name] = str(e)
+        return built
+
+
+class Built:
+    """The reproducer part of one run: the base image, and the binaries for the tools disk."""
+    image = None
+
+    def __init__(self):
+        self.tools: dict[str, Path] = {}     # /opt/kharness/bin/NAME in the guest
+        self.errors: dict[str, str] = {}     # tests that did not build: why
 
     def run(self, s: Session, jobs: list[Job]) -> Iterator[JobResult]:
         for job in jobs:
-            yield execute(s, job, s.run_dir / "jobs" / job.variant.name / job.dir_name)
+            yield execute(s, job, s.run_dir / "jobs" / job.variant.name / job.dir_name,
+                          self.errors.get(job.test.name))
 
 
 def argv(job: Job, remote: str) -> list[str]:
@@ -84,28 +100,19 @@ def argv(job: Job, remote: str) -> list[str]:
     return [remote, *t.args]
 
 
-def upload(s: Session, guest: Guest, t: Reproducer, log: Path) -> str:
-    """The test's binary or script in the guest (once per boot)."""
-    remote = f"{GUEST_DIR}/bin/{t.name}"
-    if t.name not in s.uploads:
-        local = catalogue.build(t, log)
-        guest.put(local, remote)
-        s.uploads[t.name] = local
-    return remote
-
-
-def execute(s: Session, job: Job, job_dir: Path) -> JobResult:
+def execute(s: Session, job: Job, job_dir: Path, build_error: str | None = None) -> JobResult:
     job_dir.mkdir(parents=True, exist_ok=True)
-    setup_log = s.run_dir / "setup.log"
     expect = job.test.expect
     try:
+        if build_error:
+            raise InfraError(build_error)
         guest = s.guest_ready()
-        skip = s.prepare(guest, job.variant, setup_log)
+        skip = s.prepare(guest, job.variant, s.run_dir / "setup.log")
         if skip:
             return JobResult(job, verdict.skipped(skip, expect), None, job_dir)
-        remote = upload(s, guest, job.test, setup_log)
     except InfraError as e:
         return JobResult(job, verdict.judge(None, [], expect=expect, error=str(e)), None, job_dir)
+    remote = f"{GUEST_DIR}/bin/{job.test.name}"
 
     path_proof = PROOFS.get(job.variant.proof)
     with watched(s, guest, job.id, f"{TEST_MNT}/{job.id}", argv(job, remote), timeout=job.timeout,

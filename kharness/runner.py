@@ -1,7 +1,8 @@
 """run / repro / list / shell: plan the jobs with every suite, boot guests, run, write results.
 
     suites.SUITES -> plan(cfg) -> [Job]     each suite plans its own jobs (variants x tests x iterations)
-    suite.prepare(...)                      the image a suite's jobs need (fstests: built in)
+    suite.prepare(...)                      the image and guest binaries a suite's jobs need (fstests: built in;
+                                            reproducers: a read-only tools disk, tools_disk.disk)
     Session                                 boots VMs (accel choice, fresh disks, console per boot); one per guest slot
     guests.run_slots                        -j N: each slot's share (shard.by_guest) in a thread of its own
     prepared.run(session, jobs)             each job through lifecycle.watched, judged by verdict.judge
@@ -13,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from . import config, guests, image, kernel, reproducers, results, suites, ui
+from . import config, guests, image, kernel, reproducers, results, suites, tools_disk, ui
 from . import series as series_mod
 from .config import RunConfig
 from .errors import InfraError, UserError
@@ -21,7 +22,7 @@ from .lifecycle import disk_full_error
 from .model import Job, JobResult
 from .report import record
 from . import shard as sharding
-from .session import Accel, Session
+from .session import RUN_JOB, Accel, Session
 
 RESERVE_BYTES = 8 << 20       # kept allocated in the run directory until junit.xml/summary.json are written
 
@@ -77,7 +78,8 @@ def start_session(cfg: RunConfig, run_dir: Path, kernel_art, image_art, jobs: li
             prepared.append((suite.prepare(cfg, run_dir, mine), mine))
     img = next((p.image for p, _ in prepared if p.image), image_art)
     shared = Accel(accel or cfg.vm.accel)
-    sessions = [Session(cfg, run_dir, kernel_art, img, shared, guest=i) for i in range(1, slots + 1)]
+    tools = tools_disk.disk(RUN_JOB, {n: f for p, _ in prepared for n, f in p.tools.items()}, run_dir / "setup.log")
+    sessions = [Session(cfg, run_dir, kernel_art, img, shared, guest=i, tools=tools) for i in range(1, slots + 1)]
     return (sessions[0] if slots == 1 else sessions), prepared
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import config, ui, vm
+from . import config, tools_disk, ui, vm
 from . import guest as guest_mod
 from .config import RunConfig
 from .console import ConsoleAnalyzer
@@ -28,12 +28,13 @@ from .errors import InfraError, UserError
 from .guest import Guest
 from .model import Finding, Variant
 
-GUEST_DIR = "/opt/kharness"
+GUEST_DIR = "/opt/kharness"       # the tools disk (tools_disk.py), mounted read-only
 TEST_MNT = "/mnt/test"
-TEST_DEV, SCRATCH_DEV = "/dev/vdb", "/dev/vdc"
+TEST_DEV, SCRATCH_DEV, TOOLS_DEV = "/dev/vdb", "/dev/vdc", "/dev/vdd"
+TOOLS_MOUNT_FAILED = 78            # prepare's exit status when the tools disk would not mount
 MAX_BOOT_FAILURES = 2         # in a row: then the run stops booting
 
-JOB_SID = f"{GUEST_DIR}/job.sid"   # the job's session id: which tasks are the job's (livelock evidence)
+JOB_SID = "/run/kharness-job.sid"   # the job's session id: which tasks are the job's (livelock evidence)
 
 # Runs in the guest around every job: marks the job's window on the console
 # (/dev/kmsg), runs the command in DIR (a fresh one; "-": where it is) with the
@@ -86,7 +87,7 @@ class Session:
     """Boots guests for one slot of a run, one at a time; knows which variant the test disk holds."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, kernel_art, image_art, accel: str | Accel | None,
-                 guest: int = 1):
+                 guest: int = 1, tools: Path | None = None):
         self.cfg = cfg
         self.run_dir = run_dir
         self.kernel = kernel_art
@@ -106,9 +107,10 @@ class Session:
         self.boot_failures = 0
         self.last_boot_error: str | None = None
         self.boot_seconds: list[float] = []
+        self.tools = tools              # the run's tools disk; None: run-job alone, made at the first boot
+        self.tools_mounted = False      # this boot's /opt/kharness
         self.mounted: Variant | None = None
         self.cannot_mount: dict[str, str] = {}
-        self.uploads: dict[str, Path] = {}
         self.vm_dir = run_dir / ("vm" if guest == 1 else f"vm-{guest}")
         self.vm_dir.mkdir(mode=0o700, exist_ok=True)
         self.qemu_log = run_dir / ("qemu.log" if guest == 1 else f"qemu-{guest}.log")
@@ -237,6 +239,8 @@ class Session:
                 with open(d, "wb") as f:
                     f.truncate(config.size_bytes(self.cfg.vm.disk_size))
                 disks.append(d)
+            if self.tools is None:
+                self.tools = tools_disk.disk(RUN_JOB, {}, self.run_dir / "setup.log")
             if self.sock_dir is None:
                 # A unix socket path must fit in 108 bytes, which a deep results/ can exceed:
                 # QMP lives in a short private (0700) directory instead, removed at close().
@@ -245,7 +249,7 @@ class Session:
                              memory=self.cfg.vm.memory, cpus=self.cfg.vm.cpus, accel=accel,
                              cmdline=vm.kernel_cmdline(self.cfg.vm.hung_task_timeout, self.cfg.vm.cmdline),
                              ssh_port=vm.free_port(), console=self.vm_dir / f"boot-{n}.console",
-                             qmp=self.sock_dir / "qmp.sock", name=f"kharness-{self.run_dir.name}" +
+                             qmp=self.sock_dir / "qmp.sock", tools=self.tools, name=f"kharness-{self.run_dir.name}" +
                              (f"-g{self.guest_no}" if self.guest_no > 1 else ""))
             self.stream.new_boot(f"boot {n} ({accel}, ssh port {spec.ssh_port})")
             machine = vm.Vm(spec, self.stream, self.qemu_log)
@@ -276,19 +280,9 @@ class Session:
             self.boot_seconds.append(elapsed)
             self.guest = guest
             self.mounted = None
-            self.uploads = {}
-            self._mkdir(guest)
+            self.tools_mounted = False
             return guest
         raise InfraError("could not find a free port for the guest's ssh forward")
-
-    def _mkdir(self, guest: Guest) -> None:
-        """The guest's job directory and run-job, over the connection's one SFTP session (no
-        command: a shell and a mkdir process in the guest cost a round trip each under TCG)."""
-        try:
-            guest.makedirs(f"{GUEST_DIR}/bin")
-            guest.put_text(RUN_JOB, f"{GUEST_DIR}/run-job")
-        except guest_mod.copy_errors() as e:
-            raise InfraError(f"cannot prepare {GUEST_DIR} in the guest: {e or type(e).__name__}") from None
 
     def stop(self) -> None:
         if self.guest:
@@ -318,22 +312,29 @@ class Session:
     # -- per job set-up
 
     def prepare(self, guest: Guest, v: Variant, log: Path) -> str | None:
-        """mkfs + mount the test disk for variant v; returns a skip reason if the kernel cannot."""
+        """mkfs + mount the test disk for variant v (and, first thing after a boot, the tools
+        disk at GUEST_DIR); returns a skip reason if the kernel cannot mount the variant."""
         if self.mounted == v:
             return None
         if v.name in self.cannot_mount:       # same kernel all run long: do not ask again
             return self.cannot_mount[v.name]
         mkfs, mount = test_fs_argv(v)
+        tools = "" if self.tools_mounted else (
+            f"{{ mount -t ext4 -o ro,X-mount.mkdir {TOOLS_DEV} {GUEST_DIR} || exit {TOOLS_MOUNT_FAILED}; }} && ")
         # mount(8) exits 32 when the kernel refused the mount (an option it lacks: skip, with the
         # kernel's word from dmesg); any other failure (1: bad usage) is an error, said by mount.
         # umount only when something is mounted there, mkdir only when it is missing: shell
         # builtins instead of a process each (tens of milliseconds apiece under TCG).
-        cmd = (f"while read -r _ m _; do [ \"$m\" = {TEST_MNT} ] && {{ umount {TEST_MNT} 2>/dev/null; break; }}; "
+        cmd = (f"{tools}while read -r _ m _; do [ \"$m\" = {TEST_MNT} ] && {{ umount {TEST_MNT} 2>/dev/null; break; }}; "
                f"done < /proc/mounts; {shlex.join(mkfs)} && {{ [ -d {TEST_MNT} ] || mkdir -p {TEST_MNT}; }} && "
                f"{{ {shlex.join(mount)} || {{ rc=$?; [ $rc = 32 ] || exit $rc; dmesg | tail -n 1 >&2; exit 77; }}; }}")
         out = guest.run(cmd, timeout=300, stdout_path=None, stderr_path=None)
         with open(log, "a") as f:
             f.write(f"$ {cmd}\n{out.stdout}{out.stderr}[exit {out.exit_status}]\n")
+        if out.exit_status == TOOLS_MOUNT_FAILED:
+            raise InfraError(f"cannot mount the tools disk ({TOOLS_DEV}) at {GUEST_DIR} in the guest: "
+                             f"{(out.stderr or out.lost or '').strip()[-300:]}")
+        self.tools_mounted = True
         if out.exit_status == 77:
             why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "mount failed"
             self.cannot_mount[v.name] = (f"variant {v.name}: this kernel cannot mount {v.fstype} with "

@@ -19,6 +19,7 @@ from .session import Session
 
 class Prepared(Protocol):
     image: object | None        # the image artifact this suite's jobs boot (None: the base image)
+    tools: dict[str, Path]      # files for the tools disk's bin/ (tools_disk.py): name -> host file
 
     def run(self, s: Session, jobs: list[Job]) -> Iterator[JobResult]: ...
 

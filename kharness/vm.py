@@ -53,6 +53,7 @@ class VmSpec:
     console: Path
     qmp: Path
     name: str = "kharness"
+    tools: Path | None = None        # the run's tools disk (tools_disk.py), read-only: /dev/vdd
 
 
 def kernel_cmdline(hung_task_timeout: int, extra: str = "") -> str:
@@ -96,6 +97,9 @@ def qemu_argv(spec: VmSpec) -> list[str]:
              "-drive", f"file={spec.rootfs},if=virtio,format=raw,snapshot=on,index=0"]
     for i, d in enumerate(spec.disks, start=1):
         argv += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,index={i}"]
+    if spec.tools:
+        # readonly=on takes a shared lock: every guest of a -j N run attaches the same file.
+        argv += ["-drive", f"file={spec.tools},if=virtio,format=raw,readonly=on,index={len(spec.disks) + 1}"]
     argv += ["-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
              "-device", "virtio-net-pci,netdev=net0",
              "-device", "virtio-rng-pci",

@@ -1,11 +1,10 @@
 """The harness's own steps around a job, without a guest: one SFTP session per connection,
-`mkdir -p` over SFTP, paramiko loaded lazily (and in the background while a guest boots),
+the tools disk and its mount, paramiko loaded lazily (and in the background while a guest boots),
 run-job's shell script (run on the host with its guest paths moved)."""
 from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import sys
 import threading
@@ -14,8 +13,10 @@ import pytest
 
 from conftest import REPO
 from kharness import guest as guest_mod
-from kharness import lifecycle, session
+from kharness import lifecycle, session, tools_disk
+from kharness.errors import InfraError
 from kharness.guest import Guest
+from kharness.model import Variant
 
 
 class _Channel:
@@ -23,36 +24,16 @@ class _Channel:
 
 
 class _FakeSFTP:
-    """A guest filesystem of directories and files, as paramiko's SFTPClient answers."""
+    """A guest filesystem, as paramiko's SFTPClient answers (the calls the harness makes)."""
 
     def __init__(self, fs: dict[str, str]):
-        self.fs = fs                 # path -> "dir" | "file"
+        self.fs = fs                 # path -> "file"
         self.chan = _Channel()
         self.calls: list[tuple] = []
         self.closed = False
 
     def get_channel(self):
         return self.chan
-
-    def stat(self, path):
-        self.calls.append(("stat", path))
-        if path not in self.fs:
-            raise FileNotFoundError(2, "No such file")
-        return os.stat_result(((stat.S_IFDIR if self.fs[path] == "dir" else stat.S_IFREG) | 0o755,) + (0,) * 9)
-
-    def mkdir(self, path, mode):
-        self.calls.append(("mkdir", path, mode))
-        parent = path.rpartition("/")[0] or "/"
-        if path in self.fs or self.fs.get(parent) != "dir":
-            raise OSError("Failure")
-        self.fs[path] = "dir"
-
-    def put(self, local, remote):
-        self.calls.append(("put", remote))
-        self.fs[remote] = "file"
-
-    def get(self, remote, local):
-        self.calls.append(("get", remote))
 
     def open(self, remote, mode):
         self.calls.append(("open", remote))
@@ -96,14 +77,13 @@ def _guest(fs=None) -> tuple[Guest, _FakeClient]:
     return g, g.client
 
 
-def test_one_sftp_session_serves_every_copy_of_a_connection(tmp_path):
+def test_one_sftp_session_serves_every_copy_of_a_connection():
     g, client = _guest()
     g.put_text("#!/bin/sh\n", "/opt/run-job")
-    g.put(tmp_path / "bin", "/opt/bin")
-    g.get("/opt/run-job", tmp_path / "x")
+    g.put_text("[x]\n", "/opt/local.config", mode=0o644)
     assert len(client.opened) == 1
     assert ("chmod", "/opt/run-job", 0o755) in client.opened[0].calls
-    assert ("chmod", "/opt/bin", 0o755) in client.opened[0].calls
+    assert ("chmod", "/opt/local.config", 0o644) in client.opened[0].calls
     # Its channel went away (the guest's sftp-server died): the next copy opens a new one.
     client.opened[0].chan.closed = True
     g.put_text("x", "/opt/y", mode=0o644)
@@ -112,34 +92,97 @@ def test_one_sftp_session_serves_every_copy_of_a_connection(tmp_path):
     assert client.opened[1].closed and client.closed and g.client is None and g._sftp is None
 
 
-def test_makedirs_makes_only_the_missing_directories():
-    fs = {"/": "dir", "/opt": "dir"}
-    g, client = _guest(fs)
-    g.makedirs("/opt/kharness/bin")
-    assert fs["/opt/kharness"] == fs["/opt/kharness/bin"] == "dir"
-    made = [c for c in client.opened[0].calls if c[0] == "mkdir"]
-    assert made == [("mkdir", "/opt/kharness", 0o755), ("mkdir", "/opt/kharness/bin", 0o755)]
-    client.opened[0].calls.clear()
-    g.makedirs("/opt/kharness/bin")                 # there already: one stat, nothing made
-    assert client.opened[0].calls == [("stat", "/opt/kharness/bin")]
-    fs["/opt/file"] = "file"
-    with pytest.raises(OSError, match="not a directory"):
-        g.makedirs("/opt/file/bin")
+def test_a_failed_copy_is_an_infrastructure_error_naming_the_file():
+    g, client = _guest({"/": "dir"})
+    client.open_sftp()
+    sftp = client.opened[0]
+    g._sftp = sftp
+
+    def refuse(remote, mode):
+        raise PermissionError(13, "Permission denied")
+    sftp.open = refuse
+    with pytest.raises(InfraError, match=r"cannot write /opt/x in the guest: .*Permission denied"):
+        g.put_text("x", "/opt/x")
+    sftp.open = lambda remote, mode: (_ for _ in ()).throw(EOFError())      # the connection went away
+    with pytest.raises(InfraError, match="cannot write /opt/x in the guest: EOFError"):
+        g.put_text("x", "/opt/x")
 
 
-def test_session_prepares_the_job_directory_without_a_command():
-    fs = {"/": "dir", "/opt": "dir"}
-    g, client = _guest(fs)
-    g.run = lambda *a, **kw: pytest.fail("no command: the SFTP session does it")
-    s = session.Session.__new__(session.Session)
-    s._mkdir(g)
-    assert fs[f"{session.GUEST_DIR}/bin"] == "dir"
-    writes = [c for c in client.opened[0].calls if c[0] == "write"]
-    assert writes == [("write", f"{session.GUEST_DIR}/run-job", session.RUN_JOB)]
-    # A guest whose /opt cannot hold it: the infrastructure error names the directory.
-    g2, _ = _guest({"/": "dir", "/opt": "file"})
-    with pytest.raises(session.InfraError, match=f"cannot prepare {session.GUEST_DIR} in the guest"):
-        s._mkdir(g2)
+# ------------------------------------------------------------------ the tools disk
+
+def _debugfs(img, request: str) -> str:
+    out = subprocess.run(["/sbin/debugfs", "-R", request, str(img)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_tools_disk_holds_run_job_and_the_binaries_and_is_cached_by_content(tmp_path, tmp_cache):
+    (tmp_path / "zr").write_bytes(b"\x7fELF" + bytes(range(256)) * 4000)      # ~1 MiB, as a static binary
+    (tmp_path / "t.sh").write_text("#!/bin/sh\nexit 0\n")
+    bins = {"zero-range-basic": tmp_path / "zr", "script-test": tmp_path / "t.sh"}
+    img = tools_disk.disk(session.RUN_JOB, bins, tmp_path / "setup.log")
+    assert img.is_relative_to(tmp_cache) and img.name == tools_disk.NAME
+    assert _debugfs(img, "cat /run-job") == session.RUN_JOB
+    assert _debugfs(img, "cat /bin/script-test") == "#!/bin/sh\nexit 0\n"
+    dump = tmp_path / "dumped"
+    _debugfs(img, f"dump /bin/zero-range-basic {dump}")
+    assert dump.read_bytes() == (tmp_path / "zr").read_bytes()
+    for name in ("/run-job", "/bin/zero-range-basic", "/bin/script-test"):
+        assert "Mode:  0755" in _debugfs(img, f"stat {name}"), name
+    assert "has_journal" not in subprocess.run(["/sbin/dumpe2fs", "-h", str(img)], capture_output=True,
+                                               text=True).stdout.split("Filesystem features:")[1].splitlines()[0]
+    # The same content again: the cached file, not a new one; another binary: another disk.
+    made = img.stat().st_mtime_ns
+    assert tools_disk.disk(session.RUN_JOB, dict(bins), tmp_path / "setup.log") == img
+    assert img.stat().st_mtime_ns == made
+    (tmp_path / "t.sh").write_text("#!/bin/sh\nexit 1\n")
+    other = tools_disk.disk(session.RUN_JOB, bins, tmp_path / "setup.log")
+    assert other != img and _debugfs(other, "cat /bin/script-test") == "#!/bin/sh\nexit 1\n"
+
+
+class _PrepareGuest:
+    """Answers Session.prepare's one command with a given exit status."""
+
+    def __init__(self, status=0, stderr=""):
+        self.commands: list[str] = []
+        self.status, self.stderr = status, stderr
+
+    def run(self, command, timeout, stdout_path=None, stderr_path=None, check_abort=None):
+        self.commands.append(command)
+        return lifecycle.Outcome(exit_status=self.status, duration=0.0, stderr=self.stderr)
+
+
+def _bare_session() -> session.Session:
+    s = session.Session.__new__(session.Session)      # only prepare()'s state, no VM
+    s.mounted, s.cannot_mount, s.tools_mounted = None, {}, False
+    return s
+
+
+def test_prepare_mounts_the_tools_disk_once_per_boot_in_the_same_command(tmp_path):
+    s, g = _bare_session(), _PrepareGuest()
+    ext4, xfs = Variant("ext4", "ext4"), Variant("xfs", "xfs")
+    mount_tools = f"mount -t ext4 -o ro,X-mount.mkdir {session.TOOLS_DEV} {session.GUEST_DIR}"
+    assert s.prepare(g, ext4, tmp_path / "setup.log") is None
+    assert len(g.commands) == 1 and g.commands[0].startswith("{ " + mount_tools + " ||")
+    assert "mkfs.ext4" in g.commands[0]
+    s.prepare(g, xfs, tmp_path / "setup.log")             # the same boot, another variant: mkfs only
+    assert len(g.commands) == 2 and mount_tools not in g.commands[1] and "mkfs.xfs" in g.commands[1]
+    s.tools_mounted = False                               # what a fresh boot resets (_try_boot)
+    s.prepare(g, ext4, tmp_path / "setup.log")
+    assert mount_tools in g.commands[2]
+
+
+def test_a_tools_disk_that_will_not_mount_is_an_infrastructure_error(tmp_path):
+    s = _bare_session()
+    g = _PrepareGuest(session.TOOLS_MOUNT_FAILED, "mount: /opt/kharness: wrong fs type, bad option\n")
+    with pytest.raises(InfraError, match=r"cannot mount the tools disk \(/dev/vdd\) at /opt/kharness.*wrong fs type"):
+        s.prepare(g, Variant("ext4", "ext4"), tmp_path / "setup.log")
+    assert not s.tools_mounted and s.mounted is None
+    # The exit status is the mount's own in the shell: run the command's first part for real.
+    cmd = _PrepareGuest()
+    _bare_session().prepare(cmd, Variant("ext4", "ext4"), tmp_path / "setup.log")
+    first = cmd.commands[0].split(" && ", 1)[0].replace("mount ", "false ", 1)
+    assert subprocess.run(["sh", "-c", first]).returncode == session.TOOLS_MOUNT_FAILED
 
 
 def test_importing_guest_code_loads_no_paramiko_until_it_is_used():

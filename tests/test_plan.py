@@ -107,3 +107,25 @@ def test_disk_size_the_host_cannot_hold(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert "vm.disk_size: two disks of 900000G need 1800000 GiB" in r.stderr
+
+
+def test_prepare_builds_each_test_once_and_a_broken_one_errors_its_jobs_without_a_guest(tmp_path, tmp_cache):
+    (tmp_path / "broken.c").write_text("int main(void) { return undeclared; }\n")
+    broken = catalogue.Reproducer("broken", "does not compile", source="broken.c", dir=tmp_path)
+    suite = ReproducerSuite({**CAT, "broken": broken})
+    jobs, _ = suite.plan(cfg(), ["zero-range-basic", "hang-canary", "broken"], repeat=2)
+    built = suite.prepare(cfg(), tmp_path, jobs)
+    assert built.image is None and set(built.tools) == {"zero-range-basic", "hang-canary"}
+    assert built.tools["hang-canary"] == CAT["hang-canary"].dir / CAT["hang-canary"].script    # a script as is
+    assert built.tools["zero-range-basic"].read_bytes()[:4] == b"\x7fELF"
+    assert "broken" in built.errors and "setup.log" in built.errors["broken"]
+    assert "undeclared" in (tmp_path / "setup.log").read_text()
+
+    class NoGuest:
+        run_dir = tmp_path
+
+        def guest_ready(self):
+            pytest.fail("a test that did not build boots no guest")
+    results = list(built.run(NoGuest(), [j for j in jobs if j.test.name == "broken"]))
+    assert [r.verdict.status for r in results] == ["error"] * 6
+    assert all(r.verdict.message.startswith(built.errors["broken"].splitlines()[0][:40]) for r in results)

@@ -114,7 +114,7 @@ class _RecordingGuest:
 
 def _prepare_command(tmp_path, v: Variant) -> str:
     s = session.Session.__new__(session.Session)      # only prepare()'s state, no VM
-    s.mounted, s.cannot_mount = None, {}
+    s.mounted, s.cannot_mount, s.tools_mounted = None, {}, False
     g = _RecordingGuest()
     s.prepare(g, v, tmp_path / "setup.log")
     assert len(g.commands) == 1
@@ -145,7 +145,7 @@ def test_mkfs_and_mount_options_reach_the_guest_as_literal_words(tmp_path):
     # ... and each option is a word of its own, unexpanded (shlex.split of the config value).
     for w in shlex.split(PAYLOAD_MOUNT) + shlex.split(PAYLOAD_MKFS):
         assert w in words
-    i = words.index("mount")
+    i = words.index("mount", words.index("mkfs.ext4"))     # the test fs (the first mount is the tools disk)
     assert words[i:i + 3 + len(shlex.split(PAYLOAD_MOUNT))] == ["mount", "-t", "ext4", *shlex.split(PAYLOAD_MOUNT)]
 
     # Positive control: the same check catches a command built by string concatenation.

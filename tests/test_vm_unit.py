@@ -122,3 +122,9 @@ def test_job_window_is_copied_from_its_offset(tmp_path):
     assert text.splitlines()[0] == "      3  [    2.0] partial line ends"
     assert text.splitlines()[-1] == "      6  [    4.0] tail"
     stream.close()
+
+
+def test_tools_disk_is_attached_read_only_after_the_test_and_scratch_disks():
+    drives = opt_values(vm.qemu_argv(spec(tools=Path("/c/tools/tools.img"))), "-drive")
+    assert drives[3] == "file=/c/tools/tools.img,if=virtio,format=raw,readonly=on,index=3"     # /dev/vdd
+    assert not any("tools.img" in d for d in opt_values(vm.qemu_argv(spec()), "-drive"))

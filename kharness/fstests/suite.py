@@ -91,6 +91,7 @@ class Prepared:
         self.run_dir = run_dir
         self.fst: FstestsConfig = fstests_config(cfg)
         self.image = None               # ImageArtifact with fstests, when available
+        self.tools: dict[str, Path] = {}        # ./check runs from the image: nothing for the tools disk
         self.src: SourceTree | None = None
         self.unavailable: str | None = None
         self.meta: dict = {}
