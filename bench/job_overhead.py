@@ -29,7 +29,7 @@ every other round (every kind takes every place), so that a noisy machine hits a
 
 Prints each run's wall time, the medians, the ratio of the medians (harness / prototype),
 the paired differences against each --against tree, and the per-phase medians of the traced
-runs (process start, imports, cache lookups, boot, ssh connect, job directory, mkfs, upload,
+runs (process start, imports, cache lookups, boot, ssh connect, tools disk, tools mount + mkfs,
 the job, settle, verdict, reports, exit). --profile adds a cProfile of cli.main in each
 traced run (KEEP/traced-N.prof). Prints numbers; asserts nothing. The machine is shared:
 the load average is printed with each round.
@@ -69,7 +69,6 @@ class Tracer:
         ("kharness.guest", "Guest.put", "sftp put"),
         ("kharness.guest", "Guest.put_text", "sftp put_text"),
         ("kharness.guest", "Guest.run_script", "ssh run_script"),
-        ("kharness.session", "Session._mkdir", "mkdir"),
         ("kharness.session", "Session.prepare", "mkfs+mount"),
         ("kharness.catalogue", "build", "binary build (cache)"),
         ("kharness.tools_disk", "disk", "tools disk"),
@@ -364,9 +363,10 @@ def phases(trace: dict, t_popen: float, t_exit: float, guest_seconds: float | No
     p["QEMU start (Popen)"] = total("QEMU start")
     p["boot (QEMU start -> ready seen)"] = total("boot (to ready marker)")
     p["ssh connect"] = excl("ssh connect") + excl("ssh keys")
-    p["mkdir + run-job upload"] = excl("mkdir") + excl("sftp put_text", lambda e: e["depth"] == 0)
-    p["mkfs + mount"] = excl("mkfs+mount")
-    p["binary build (cache) + upload"] = excl("binary build (cache)") + excl("sftp put", lambda e: e["depth"] == 0)
+    p["tools mount + mkfs + mount"] = excl("mkfs+mount")
+    p["binary build (cache)"] = excl("binary build (cache)")
+    p["sftp (fstests' local.config; none for a repro)"] = excl("sftp put_text", lambda e: e["depth"] == 0) + \
+        excl("sftp put", lambda e: e["depth"] == 0)
     p["tools disk (cache lookup or mke2fs)"] = excl("tools disk")
     job = total("ssh run: run-job (the job)")
     p["job: command in guest"] = guest_seconds or 0.0
@@ -411,7 +411,7 @@ def main() -> None:
                          "commit), in the same rounds: a paired comparison of two versions (repeatable: give "
                          "them newest first, and each step between adjacent trees is paired too)")
     ap.add_argument("--job-prototype", action="store_true",
-                    help="also run the prototype doing the job's own work (mkfs, mount, upload, the reproducer)")
+                    help="also run the prototype doing the job's own work (mkfs, mount, the binary piped in over ssh, the reproducer)")
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile the traced runs' main thread (KEEP/trace-N.prof; needs --keep)")
     ap.add_argument("--keep", metavar="DIR", help="keep every run's log and the private results here")

@@ -32,7 +32,7 @@ def _unusable(root: Path, why: str) -> UserError:
 
 
 # The cache's own directories (the layout in the module note and docs/architecture.md).
-LAYOUT = ("src", "build", "kernels", "images", "bin", "ccache", "debian", "fstests", "locks")
+LAYOUT = ("src", "build", "kernels", "images", "bin", "tools", "ccache", "debian", "fstests", "locks")
 
 
 def check_root() -> None:
