@@ -66,9 +66,10 @@ class Tracer:
         ("kharness.guest", "Guest.__init__", "ssh keys"),
         ("kharness.guest", "Guest.connect", "ssh connect"),
         ("kharness.guest", "Guest.run", "ssh run"),
-        ("kharness.guest", "Guest.put", "sftp put"),
+        ("kharness.guest", "Guest.put", "sftp put"),            # trees before the tools disk (--against)
         ("kharness.guest", "Guest.put_text", "sftp put_text"),
         ("kharness.guest", "Guest.run_script", "ssh run_script"),
+        ("kharness.session", "Session._mkdir", "mkdir"),        # trees before the tools disk (--against)
         ("kharness.session", "Session.prepare", "mkfs+mount"),
         ("kharness.catalogue", "build", "binary build (cache)"),
         ("kharness.tools_disk", "disk", "tools disk"),
@@ -365,8 +366,8 @@ def phases(trace: dict, t_popen: float, t_exit: float, guest_seconds: float | No
     p["ssh connect"] = excl("ssh connect") + excl("ssh keys")
     p["tools mount + mkfs + mount"] = excl("mkfs+mount")
     p["binary build (cache)"] = excl("binary build (cache)")
-    p["sftp (fstests' local.config; none for a repro)"] = excl("sftp put_text", lambda e: e["depth"] == 0) + \
-        excl("sftp put", lambda e: e["depth"] == 0)
+    p["job dir + sftp uploads (trees before the tools disk)"] = excl("mkdir") + \
+        excl("sftp put_text", lambda e: e["depth"] == 0) + excl("sftp put", lambda e: e["depth"] == 0)
     p["tools disk (cache lookup or mke2fs)"] = excl("tools disk")
     job = total("ssh run: run-job (the job)")
     p["job: command in guest"] = guest_seconds or 0.0
