@@ -13,6 +13,7 @@ import yaml
 from conftest import REPO, harness
 
 pytestmark = pytest.mark.e2e
+STORM_TRIES = 3
 SHARED_V2 = REPO.parent / "shared" / "series" / "ext4-buffered-iomap-v2"
 if not SHARED_V2.is_dir():
     pytestmark = [pytest.mark.e2e, pytest.mark.skip(reason="the v2 mails are in ../shared beside the checkout")]
@@ -115,18 +116,27 @@ def test_the_threads_deadlock_is_a_titled_hang_and_the_run_goes_on(tmp_path):
     cfg = shipped("selftest-ext4-iomap.yaml", tmp_path,
                   variants=[v for v in data["variants"] if v["name"] == "ext4_iomap"],
                   tests=["zero-range-vs-writeback-storm", "zero-range-basic"])
-    # The storm hung 6 times of 6 here, 14-59 s into the job (its -t bound is 90 s).
-    proc = harness("run", "-c", str(cfg), timeout=3 * 60 * 25)
+    # The deadlock is a race: here the storm hung in 18 runs of 18, judged 15-100 s into the job (its
+    # -t bound is 90 s; the verdict comes 10-20 s after the hang), but one CI run went the whole 90 s
+    # without hanging. So the storm gets three tries, as a developer would loop it; a try that does
+    # not hang must still pass, not fail.
+    proc = harness("run", "-c", str(cfg), "--repeat", str(STORM_TRIES), timeout=3 * 60 * 25)
     run_dir = (tmp_path / "results" / "latest").resolve()
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     jobs = {j["job"]: j for j in summary["jobs"]}
-    hung = jobs["ext4_iomap.zero-range-vs-writeback-storm"]
-    assert hung["status"] == "hang" and hung["message"].startswith("INFO: task hung in "), hung
-    window = (run_dir / "jobs" / "ext4_iomap" / "zero-range-vs-writeback-storm" / "console.txt").read_text()
-    assert "INFO: task jbd2/vdb-8:" in window and "jbd2_journal_wait_updates" in window      # the committing journal
-    assert "start_this_handle" in window                                # writeback waiting for a handle
-    assert "ext4_truncate" in window and "filemap_write_and_wait_range" in window   # the writer holding one
-    assert "Show Blocked State" in window                               # the sysrq-w dump
-    assert jobs["ext4_iomap.zero-range-basic"]["status"] == "pass", jobs    # on the fresh guest after the hang
-    assert summary["boots"] >= 2
+    storms = [jobs[f"ext4_iomap.zero-range-vs-writeback-storm.{i}"] for i in range(1, STORM_TRIES + 1)]
+    assert all(j["status"] in ("hang", "pass") for j in storms), storms
+    hung = [j for j in storms if j["status"] == "hang"]
+    assert hung, storms
+    for job in hung:
+        assert job["message"].startswith("INFO: task hung in "), job
+        window = (run_dir / "jobs" / "ext4_iomap" / job["job"].split(".", 1)[1]
+                  / "console.txt").read_text()
+        assert "INFO: task jbd2/vdb-8:" in window and "jbd2_journal_wait_updates" in window  # the committing journal
+        assert "start_this_handle" in window                                # writeback waiting for a handle
+        assert "ext4_truncate" in window and "filemap_write_and_wait_range" in window   # the writer holding one
+        assert "Show Blocked State" in window                               # the sysrq-w dump
+    for i in range(1, STORM_TRIES + 1):                 # each on a fresh guest after the storm's hangs
+        assert jobs[f"ext4_iomap.zero-range-basic.{i}"]["status"] == "pass", jobs
+    assert summary["boots"] >= 1 + len(hung)
